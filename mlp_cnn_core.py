@@ -169,28 +169,41 @@ def _offset_slice(start: int, step: int, count: int) -> slice:
 class MaxPoolCache(_Cache):
     """What max pooling remembers for its backward pass.
 
-    ``argmax[..., i, j]`` is the flat index ``row * W + col`` (in the unpadded
-    input) of the cell that won window ``(i, j)`` -- the "coordinates of the
-    maxima" of the source article.  ``rows`` and ``cols`` are the same thing
-    split in two.  ``x`` is the input, kept for the ``"all"``/``"split"`` policies.
+    ``argmax[..., i, j]`` is the flat index ``row * W + col`` (in the unpadded input) of the
+    cell that won window ``(i, j)`` -- the "coordinates of the maxima" of the source article;
+    ``rows`` and ``cols`` are the same thing split in two.  Internally the winner is stored as
+    ``offset = r0 * kw + c0``, its position inside the window.  ``x`` is the input, kept for the
+    ``"all"``/``"split"`` policies; ``out`` is the forward output.
     """
     x_shape: Tuple[int, ...]
     kernel_size: Tuple[int, int]
     stride: Tuple[int, int]
     padding: Tuple[int, int]
     ties: str
-    argmax: np.ndarray
+    offset: np.ndarray = field(repr=False)
     out: np.ndarray = field(repr=False)
     x: np.ndarray = field(repr=False)
-    offset: np.ndarray = field(repr=False)  # winning window offset, 0..kh*kw-1
 
     @property
     def rows(self) -> np.ndarray:
-        return self.argmax // self.x_shape[-1]
+        Ho = self.offset.shape[-2]
+        start = np.arange(Ho) * self.stride[0] - self.padding[0]
+        return start[:, None] + (self.offset // self.kernel_size[1]).astype(np.int64)
 
     @property
     def cols(self) -> np.ndarray:
-        return self.argmax % self.x_shape[-1]
+        Wo = self.offset.shape[-1]
+        start = np.arange(Wo) * self.stride[1] - self.padding[1]
+        return start[None, :] + (self.offset % self.kernel_size[1]).astype(np.int64)
+
+    @property
+    def argmax(self) -> np.ndarray:
+        return self.rows * self.x_shape[-1] + self.cols
+
+    def __repr__(self) -> str:
+        return (f"MaxPoolCache(x_shape={self.x_shape}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, ties={self.ties!r}, "
+                f"argmax={_short_repr(self.argmax)})")
 
 
 def _pool_prepare(x: Any, kernel_size: Any, stride: Any, padding: Any, fn: str):
@@ -202,25 +215,89 @@ def _pool_prepare(x: Any, kernel_size: Any, stride: Any, padding: Any, fn: str):
     return x, geo
 
 
-def _max_pool_winners(xp: np.ndarray, geo, out: np.ndarray, valid_r: np.ndarray, valid_c: np.ndarray):
-    """Yield (offset, r0, c0, winners) for each window offset: cells equal to the window max.
+def _pad_last2(x: np.ndarray, ph: int, pw: int, value: float) -> np.ndarray:
+    if not (ph or pw):
+        return x
+    H, W = x.shape[-2:]
+    xp = np.full(x.shape[:-2] + (H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    xp[..., ph:ph + H, pw:pw + W] = x
+    return xp
 
-    NaN counts as equal to a NaN maximum; padded cells never win.
+
+def _tiles(geo) -> bool:
+    """True when the windows tile the input: stride == kernel and no padding."""
+    kh, kw, sh, sw, ph, pw, _, _ = geo
+    return (sh, sw) == (kh, kw) and not (ph or pw)
+
+
+def _window_planes(xp: np.ndarray, geo) -> np.ndarray:
+    """``(kh*kw, ..., Ho, Wo)``: plane ``r0*kw + c0`` holds every window's cell at offset (r0, c0).
+
+    Contiguous planes make the per-offset work below fast, vectorised numpy.
     """
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
-    out_nan = np.isnan(out)
+    lead = xp.shape[:-2]
+    if _tiles(geo):
+        v = xp[..., :Ho * kh, :Wo * kw].reshape(lead + (Ho, kh, Wo, kw))
+        nd = len(lead)
+        return np.ascontiguousarray(np.moveaxis(v, (nd + 1, nd + 3), (0, 1))).reshape((kh * kw,) + lead + (Ho, Wo))
+    planes = np.empty((kh * kw,) + lead + (Ho, Wo), dtype=xp.dtype)
     for r0 in range(kh):
         for c0 in range(kw):
-            v = xp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
-            eq = (v == out) | (np.isnan(v) & out_nan)
-            eq &= valid_r[r0][:, None] & valid_c[c0][None, :]
-            yield r0 * kw + c0, r0, c0, eq
+            planes[r0 * kw + c0] = xp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
+    return planes
 
 
-def _valid_offsets(k: int, s: int, p: int, n_out: int, size: int) -> np.ndarray:
-    """valid[r0, i] is True when offset r0 of window i lands inside the unpadded input."""
-    pos = np.arange(n_out)[None, :] * s + np.arange(k)[:, None] - p
-    return (pos >= 0) & (pos < size)
+def _scatter_windows(plane: Callable[[int], np.ndarray], geo, x_shape, dtype) -> np.ndarray:
+    """The adjoint of :func:`_window_planes`: add ``plane(o)`` back onto the cells at window
+    offset ``o`` of every window.  Cells shared by overlapping windows *accumulate* (``+=``)."""
+    kh, kw, sh, sw, ph, pw, Ho, Wo = geo
+    lead, (H, W) = tuple(x_shape[:-2]), x_shape[-2:]
+    if _tiles(geo):
+        d6 = np.empty(lead + (Ho, kh, Wo, kw), dtype=dtype)
+        for r0 in range(kh):
+            for c0 in range(kw):
+                d6[..., :, r0, :, c0] = plane(r0 * kw + c0)
+        if (Ho * kh, Wo * kw) == (H, W):
+            return d6.reshape(lead + (H, W))
+        dx = np.zeros(lead + (H, W), dtype=dtype)
+        dx[..., :Ho * kh, :Wo * kw] = d6.reshape(lead + (Ho * kh, Wo * kw))
+        return dx
+    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
+    disjoint = sh >= kh and sw >= kw
+    for r0 in range(kh):
+        for c0 in range(kw):
+            target = dxp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
+            if disjoint:
+                target[...] = plane(r0 * kw + c0)
+            else:
+                target += plane(r0 * kw + c0)  # overlapping windows add up
+    return dxp[..., ph:ph + H, pw:pw + W].copy() if (ph or pw) else dxp
+
+
+def _valid_plane(geo, H: int, W: int):
+    """``valid(o)`` -> bool ``(Ho, Wo)``: does offset ``o`` of each window land on a real cell?"""
+    kh, kw, sh, sw, ph, pw, Ho, Wo = geo
+    rows = np.arange(Ho)[None, :] * sh + np.arange(kh)[:, None] - ph
+    cols = np.arange(Wo)[None, :] * sw + np.arange(kw)[:, None] - pw
+    vr, vc = (rows >= 0) & (rows < H), (cols >= 0) & (cols < W)
+    return lambda o: vr[o // kw][:, None] & vc[o % kw][None, :]
+
+
+def _winner_masks(planes: np.ndarray, out: np.ndarray, geo, H: int, W: int):
+    """Yield, for each window offset, the bool mask of windows whose cell there ties the max
+    (a NaN ties a NaN maximum; padded cells never win)."""
+    kh, kw, _, _, ph, pw, _, _ = geo
+    valid = _valid_plane(geo, H, W) if (ph or pw) else None
+    out_nan = np.isnan(out)
+    has_nan = out_nan.any()
+    for o in range(kh * kw):
+        eq = planes[o] == out
+        if has_nan:
+            eq |= np.isnan(planes[o]) & out_nan
+        if valid is not None:
+            eq &= valid(o)
+        yield eq
 
 
 def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
@@ -245,33 +322,30 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
     x, geo = _pool_prepare(x, kernel_size, stride, padding, "maxpool2d_forward")
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
     H, W = x.shape[-2:]
-    lead = x.shape[:-2]
-    xp = x
-    if ph or pw:
-        xp = np.full(lead + (H + 2 * ph, W + 2 * pw), -np.inf, dtype=x.dtype)
-        xp[..., ph:ph + H, pw:pw + W] = x
-    # Start each window at its first real (unpadded) cell, value -inf, as PyTorch's kernel does.
-    maxval = np.full(lead + (Ho, Wo), -np.inf, dtype=x.dtype)
-    r_first = np.maximum(np.arange(Ho) * sh - ph, 0)
-    c_first = np.maximum(np.arange(Wo) * sw - pw, 0)
-    first_r0 = r_first - (np.arange(Ho) * sh - ph)
-    first_c0 = c_first - (np.arange(Wo) * sw - pw)
-    offset = np.broadcast_to((first_r0[:, None] * kw + first_c0[None, :]).astype(np.int32),
-                             lead + (Ho, Wo)).copy()
-    for r0 in range(kh):
-        for c0 in range(kw):
-            v = xp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
-            take = (v > maxval) | np.isnan(v)
-            np.copyto(maxval, v, where=take)
-            np.copyto(offset, r0 * kw + c0, where=take)
-    r0 = offset // kw
-    c0 = offset % kw
-    rows = np.arange(Ho)[:, None] * sh - ph + r0
-    cols = np.arange(Wo)[None, :] * sw - pw + c0
-    argmax = rows * W + cols
+    planes = _window_planes(_pad_last2(x, ph, pw, -np.inf), geo)
+    out = planes.max(axis=0)  # a NaN anywhere in a window makes its maximum NaN
+    # The winner is the first offset (row-major) whose value equals the max: PyTorch's strict ">".
+    odtype = np.uint8 if kh * kw <= 256 else np.int32
+    offset = np.zeros(out.shape, dtype=odtype)
+    found = np.zeros(out.shape, dtype=bool)
+    for o, eq in enumerate(_winner_masks(planes, out, geo, H, W)):
+        np.greater(eq, found, out=eq)  # eq and not yet found
+        if o:
+            offset += eq * odtype(o)
+        found |= eq
+    nan_windows = np.isnan(out)
+    if nan_windows.any():  # PyTorch's kernel takes every NaN it meets: the last NaN wins
+        for o in range(kh * kw):
+            offset[np.isnan(planes[o]) & nan_windows] = o
     cache = MaxPoolCache(x_shape=x.shape, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                         ties=ties, argmax=argmax, out=maxval, x=x, offset=offset)
-    return maxval, cache
+                         ties=ties, offset=offset, out=out, x=x)
+    return out, cache
+
+
+def _cache_geometry(cache):
+    (kh, kw), (sh, sw), (ph, pw) = cache.kernel_size, cache.stride, cache.padding
+    Ho, Wo = cache.out.shape[-2:]
+    return kh, kw, sh, sw, ph, pw, Ho, Wo
 
 
 def maxpool2d_backward(dout, cache):
@@ -282,37 +356,29 @@ def maxpool2d_backward(dout, cache):
     several overlapping windows receives the *sum* of their gradients.
     """
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
-    dout = _check_dout(dout, cache.argmax.shape, cache.x.dtype)
+    dout = _check_dout(dout, cache.out.shape, cache.x.dtype)
     return _maxpool_route(dout, cache, cache.ties)
 
 
 def _maxpool_route(dout, cache, ties):
-    kh, kw = cache.kernel_size
-    sh, sw = cache.stride
-    ph, pw = cache.padding
+    geo = _cache_geometry(cache)
     H, W = cache.x_shape[-2:]
-    lead = cache.x_shape[:-2]
-    Ho, Wo = cache.argmax.shape[-2:]
-    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+    zero = dout.dtype.type(0)
     if ties == "first":
-        for r0 in range(kh):
-            for c0 in range(kw):
-                dxp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)] += np.where(
-                    cache.offset == r0 * kw + c0, dout, 0)
+        finite = np.isfinite(dout).all()
+        offset = cache.offset
+
+        def plane(o):
+            hit = offset == o
+            return dout * hit if finite else np.where(hit, dout, zero)
     else:
-        xp = cache.x
-        if ph or pw:
-            xp = np.full(lead + (H + 2 * ph, W + 2 * pw), -np.inf, dtype=cache.x.dtype)
-            xp[..., ph:ph + H, pw:pw + W] = cache.x
-        valid_r = _valid_offsets(kh, sh, ph, Ho, H)
-        valid_c = _valid_offsets(kw, sw, pw, Wo, W)
-        winners = list(_max_pool_winners(xp, (kh, kw, sh, sw, ph, pw, Ho, Wo), cache.out, valid_r, valid_c))
-        share = dout
-        if ties == "split":
-            share = dout / sum(eq.astype(np.int64) for _, _, _, eq in winners)
-        for _, r0, c0, eq in winners:
-            dxp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)] += np.where(eq, share, 0)
-    return dxp[..., ph:ph + H, pw:pw + W].copy() if (ph or pw) else dxp
+        planes = _window_planes(_pad_last2(cache.x, geo[4], geo[5], -np.inf), geo)
+        masks = list(_winner_masks(planes, cache.out, geo, H, W))
+        share = dout if ties == "all" else dout / sum(m.astype(np.int64) for m in masks)
+
+        def plane(o):
+            return np.where(masks[o], share, zero)
+    return _scatter_windows(plane, geo, cache.x_shape, dout.dtype)
 
 
 def maxpool2d_mask(cache):
@@ -323,7 +389,7 @@ def maxpool2d_mask(cache):
     ``ties="all"`` or ``"split"`` every tied maximum is counted.
     """
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
-    ones = np.ones(cache.argmax.shape, dtype=np.float64)
+    ones = np.ones(cache.out.shape, dtype=np.float64)
     counts = _maxpool_route(ones, cache, "first" if cache.ties == "first" else "all")
     return np.rint(counts).astype(np.int64)
 
@@ -355,7 +421,6 @@ def maxpool2d_forward_naive(x, kernel_size, stride=None, padding=0, ties="first"
     H, W = x.shape[-2:]
     lead = x.shape[:-2]
     out = np.empty(lead + (Ho, Wo), dtype=x.dtype)
-    argmax = np.empty(lead + (Ho, Wo), dtype=np.int64)
     offset = np.empty(lead + (Ho, Wo), dtype=np.int32)
     for idx in np.ndindex(*lead):
         for i in range(Ho):
@@ -369,10 +434,9 @@ def maxpool2d_forward_naive(x, kernel_size, stride=None, padding=0, ties="first"
                         if best_rc is None or v > best or np.isnan(v):
                             best, best_rc = v, (r, c)
                 out[idx + (i, j)] = best
-                argmax[idx + (i, j)] = best_rc[0] * W + best_rc[1]
                 offset[idx + (i, j)] = (best_rc[0] - (i * sh - ph)) * kw + (best_rc[1] - (j * sw - pw))
     cache = MaxPoolCache(x_shape=x.shape, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                         ties=ties, argmax=argmax, out=out, x=x, offset=offset)
+                         ties=ties, offset=offset, out=out, x=x)
     return out, cache
 
 
@@ -385,7 +449,7 @@ def maxpool2d_backward_naive(dout, cache):
     ph, pw = cache.padding
     H, W = cache.x_shape[-2:]
     lead = cache.x_shape[:-2]
-    Ho, Wo = cache.argmax.shape[-2:]
+    Ho, Wo = cache.out.shape[-2:]
     dout = _check_dout(dout, lead + (Ho, Wo), cache.x.dtype)
     x = cache.x
     dx = np.zeros(cache.x_shape, dtype=dout.dtype)
@@ -435,17 +499,7 @@ def avgpool2d_forward(x, kernel_size, stride=None, padding=0):
     """
     x, geo = _pool_prepare(x, kernel_size, stride, padding, "avgpool2d_forward")
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
-    H, W = x.shape[-2:]
-    lead = x.shape[:-2]
-    xp = x
-    if ph or pw:
-        xp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=x.dtype)
-        xp[..., ph:ph + H, pw:pw + W] = x
-    acc = np.zeros(lead + (Ho, Wo), dtype=x.dtype)
-    for r0 in range(kh):
-        for c0 in range(kw):
-            acc += xp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
-    out = acc / x.dtype.type(kh * kw)
+    out = _window_planes(_pad_last2(x, ph, pw, 0), geo).sum(axis=0) / x.dtype.type(kh * kw)
     cache = AvgPoolCache(x_shape=x.shape, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
                          out_shape=out.shape, dtype=x.dtype)
     return out, cache
@@ -455,19 +509,11 @@ def avgpool2d_backward(dout, cache):
     """Gradient of average pooling: every cell of a window receives ``dout / (kh*kw)``,
     summed over the windows that contain it.  ``dout (..., Ho, Wo)`` -> ``dx (..., H, W)``."""
     _check_cache(cache, AvgPoolCache, "avgpool2d_forward")
-    kh, kw = cache.kernel_size
-    sh, sw = cache.stride
-    ph, pw = cache.padding
-    H, W = cache.x_shape[-2:]
-    lead = cache.x_shape[:-2]
+    (kh, kw), (sh, sw), (ph, pw) = cache.kernel_size, cache.stride, cache.padding
     Ho, Wo = cache.out_shape[-2:]
     dout = _check_dout(dout, cache.out_shape, cache.dtype)
     share = dout / dout.dtype.type(kh * kw)
-    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
-    for r0 in range(kh):
-        for c0 in range(kw):
-            dxp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)] += share
-    return dxp[..., ph:ph + H, pw:pw + W].copy() if (ph or pw) else dxp
+    return _scatter_windows(lambda o: share, (kh, kw, sh, sw, ph, pw, Ho, Wo), cache.x_shape, dout.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -476,7 +522,7 @@ def avgpool2d_backward(dout, cache):
 
 @dataclass(repr=False)
 class ConvCache(_Cache):
-    """Convolution's cache: the input, the kernel and the geometry."""
+    """Convolution's cache: the input, the kernel, the geometry (and the im2col columns)."""
     x_shape: Tuple[int, ...]
     w_shape: Tuple[int, ...]
     stride: Tuple[int, int]
@@ -485,6 +531,8 @@ class ConvCache(_Cache):
     x: np.ndarray = field(repr=False)
     w: np.ndarray = field(repr=False)
     has_bias: bool = True
+    cols: Optional[np.ndarray] = field(repr=False, default=None)
+    cols_width: int = field(repr=False, default=0)
 
 
 def _conv_prepare(x, w, b, stride, padding, fn):
@@ -512,23 +560,75 @@ def _pad_hw(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
+def _im2col_rows(x: np.ndarray, geo) -> Tuple[np.ndarray, int]:
+    """Columns laid out for one big matrix product: ``(C*kh*kw, N*Ho*width)`` and ``width``.
+
+    Row ``c*kh*kw + r*kw + s`` holds input channel ``c`` at window offset ``(r, s)``; column
+    ``(n*Ho + i)*width + j`` is the receptive field of output cell ``(n, i, j)``.
+
+    With stride 1, ``width`` is the padded input width ``Wp`` and the last ``kw - 1`` columns of
+    every output row are junk: each (channel, offset) row of the columns is then one *contiguous*
+    slice of the flattened padded input, which makes the copy (and :func:`_col2im_rows`) fast.
+    Otherwise ``width = Wo`` and there is no junk.
+    """
+    kh, kw, sh, sw, ph, pw, Ho, Wo = geo
+    N, C, H, W = x.shape
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    if (sh, sw) == (1, 1):
+        flat = np.zeros((C, N, Hp * Wp + kw - 1), dtype=x.dtype)
+        flat[:, :, :Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+        M = Ho * Wp
+        cols = np.empty((C, kh, kw, N, M), dtype=x.dtype)
+        for r in range(kh):
+            for s in range(kw):
+                cols[:, r, s] = flat[:, :, r * Wp + s:r * Wp + s + M]
+        return cols.reshape(C * kh * kw, N * M), Wp
+    xt = _pad_hw(x, ph, pw).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), a view
+    cols = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    for r in range(kh):
+        for s in range(kw):
+            cols[:, r, s] = xt[:, :, _offset_slice(r, sh, Ho), _offset_slice(s, sw, Wo)]
+    return cols.reshape(C * kh * kw, N * Ho * Wo), Wo
+
+
+def _col2im_rows(cols: np.ndarray, x_shape, geo, width: int) -> np.ndarray:
+    """The adjoint of :func:`_im2col_rows`: ``(C*kh*kw, N*Ho*width)`` -> ``(N, C, H, W)``,
+    every entry added back onto the input cell it was copied from (``+=``: overlaps accumulate).
+    Junk columns (stride 1) must hold zeros."""
+    kh, kw, sh, sw, ph, pw, Ho, Wo = geo
+    N, C, H, W = x_shape
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    if (sh, sw) == (1, 1):
+        M = Ho * Wp
+        c5 = cols.reshape(C, kh, kw, N, M)
+        flat = np.zeros((C, N, Hp * Wp + kw - 1), dtype=cols.dtype)
+        for r in range(kh):
+            for s in range(kw):
+                flat[:, :, r * Wp + s:r * Wp + s + M] += c5[:, r, s]
+        dxt = flat[:, :, :Hp * Wp].reshape(C, N, Hp, Wp)
+    else:
+        c6 = cols.reshape(C, kh, kw, N, Ho, Wo)
+        dxt = np.zeros((C, N, Hp, Wp), dtype=cols.dtype)
+        for r in range(kh):
+            for s in range(kw):
+                dxt[:, :, _offset_slice(r, sh, Ho), _offset_slice(s, sw, Wo)] += c6[:, r, s]
+    return np.ascontiguousarray(dxt[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+
+
 def im2col(x, kernel_size, stride=1, padding=0):
     """Lay every receptive field out as a column.
 
     ``x (N, C, H, W)`` -> ``cols (N, C*kh*kw, Ho*Wo)``; row ``c*kh*kw + r*kw + s`` of the
     columns holds input channel ``c`` at window offset ``(r, s)``.  The convolution is then
-    one matrix product: ``out[n] = w.reshape(F, -1) @ cols[n]``.
+    one matrix product per sample: ``out[n] = w.reshape(F, -1) @ cols[n]``.
     """
     x = _as_float_array(x, "x")
     _check_ndim(x, "x", 4, "(N, C, H, W)")
-    kh, kw, sh, sw, ph, pw, Ho, Wo = _window_geometry(
-        x.shape[2], x.shape[3], kernel_size, stride, padding, False, x.shape)
-    xp = _pad_hw(x, ph, pw)
-    N, C = x.shape[:2]
-    sN, sC, sH, sW = xp.strides
-    view = np.lib.stride_tricks.as_strided(
-        xp, shape=(N, C, kh, kw, Ho, Wo), strides=(sN, sC, sH, sW, sH * sh, sW * sw), writeable=False)
-    return view.reshape(N, C * kh * kw, Ho * Wo)
+    geo = _window_geometry(x.shape[2], x.shape[3], kernel_size, stride, padding, False, x.shape)
+    N, Ho, Wo = x.shape[0], geo[6], geo[7]
+    rows, width = _im2col_rows(x, geo)
+    rows = rows.reshape(-1, N, Ho, width)[..., :Wo]  # drop the junk columns, if any
+    return np.ascontiguousarray(rows.reshape(-1, N, Ho * Wo).transpose(1, 0, 2))
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -538,20 +638,16 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     ``cols (N, C*kh*kw, Ho*Wo)`` -> ``(N, C, H, W)``.
     """
     N, C, H, W = x_shape
-    kh, kw, sh, sw, ph, pw, Ho, Wo = _window_geometry(H, W, kernel_size, stride, padding, False, tuple(x_shape))
+    geo = _window_geometry(H, W, kernel_size, stride, padding, False, tuple(x_shape))
+    kh, kw, Ho, Wo = geo[0], geo[1], geo[6], geo[7]
     cols = _as_float_array(cols, "cols")
     if cols.shape != (N, C * kh * kw, Ho * Wo):
         raise ValueError(f"cols must have shape {(N, C * kh * kw, Ho * Wo)} for x_shape {tuple(x_shape)}, "
                          f"got {cols.shape}")
-    c6 = cols.reshape(N, C, kh, kw, Ho, Wo)
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
-    for r in range(kh):
-        for s in range(kw):
-            dxp[:, :, _offset_slice(r, sh, Ho), _offset_slice(s, sw, Wo)] += c6[:, :, r, s]
-    return dxp[:, :, ph:ph + H, pw:pw + W] if (ph or pw) else dxp
-
-
-_CHUNK_ELEMS = 1 << 21  # columns processed per chunk: keeps the working set cache-sized
+    width = W + 2 * geo[5] if geo[2:4] == (1, 1) else Wo
+    rows = np.zeros((C * kh * kw, N, Ho, width), dtype=cols.dtype)
+    rows[..., :Wo] = cols.reshape(N, C * kh * kw, Ho, Wo).transpose(1, 0, 2, 3)
+    return _col2im_rows(rows.reshape(C * kh * kw, -1), x_shape, geo, width)
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
@@ -565,23 +661,21 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     Returns
     -------
     out : ``(N, F, Ho, Wo)``, ``Ho = floor((H + 2p - kh) / s) + 1``;
-    cache : :class:`ConvCache`.
+    cache : :class:`ConvCache` (it keeps the im2col columns for the backward pass).
+
+    The whole batch is one matrix product ``(F, C*kh*kw) @ (C*kh*kw, N*Ho*Wo)``.
     """
     x, w, b, geo = _conv_prepare(x, w, b, stride, padding, "conv2d_forward")
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
-    N, C, H, W = x.shape
+    N = x.shape[0]
     F = w.shape[0]
-    w2 = w.reshape(F, -1)
-    out = np.empty((N, F, Ho * Wo), dtype=x.dtype)
-    step = max(1, _CHUNK_ELEMS // max(1, C * kh * kw * Ho * Wo))
-    for n0 in range(0, N, step):
-        cols = im2col(x[n0:n0 + step], (kh, kw), (sh, sw), (ph, pw))
-        np.matmul(w2, cols, out=out[n0:n0 + step])
-    out = out.reshape(N, F, Ho, Wo)
+    cols, width = _im2col_rows(x, geo)
+    out = (w.reshape(F, -1) @ cols).reshape(F, N, Ho, width)[..., :Wo]  # (F, N, Ho, Wo)
+    out = np.ascontiguousarray(out.transpose(1, 0, 2, 3))
     if b is not None:
         out += b.astype(out.dtype, copy=False)[None, :, None, None]
     cache = ConvCache(x_shape=x.shape, w_shape=w.shape, stride=(sh, sw), padding=(ph, pw),
-                      out_shape=out.shape, x=x, w=w, has_bias=b is not None)
+                      out_shape=out.shape, x=x, w=w, has_bias=b is not None, cols=cols, cols_width=width)
     return out, cache
 
 
@@ -596,26 +690,23 @@ def conv2d_backward(dout, cache):
       upstream gradient with the kernel rotated by 180 degrees, cropped by the padding.
     """
     _check_cache(cache, ConvCache, "conv2d_forward")
-    x, w = cache.x, cache.w
     N, C, H, W = cache.x_shape
     F, _, kh, kw = cache.w_shape
-    sh, sw = cache.stride
-    ph, pw = cache.padding
+    (sh, sw), (ph, pw) = cache.stride, cache.padding
     _, _, Ho, Wo = cache.out_shape
-    dout = _check_dout(dout, cache.out_shape, x.dtype)
-    d3 = dout.reshape(N, F, Ho * Wo)
+    dout = _check_dout(dout, cache.out_shape, cache.x.dtype)
+    geo = (kh, kw, sh, sw, ph, pw, Ho, Wo)
+    cols, width = cache.cols, cache.cols_width
+    if cols is None:  # a cache built by the naive forward pass
+        cols, width = _im2col_rows(cache.x, geo)
     db = dout.sum(axis=(0, 2, 3))
-    w2 = w.reshape(F, -1).astype(dout.dtype, copy=False)
-    dw = np.zeros((F, C * kh * kw), dtype=dout.dtype)
-    dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    step = max(1, _CHUNK_ELEMS // max(1, C * kh * kw * Ho * Wo))
-    for n0 in range(0, N, step):
-        sl = slice(n0, n0 + step)
-        cols = im2col(x[sl], (kh, kw), (sh, sw), (ph, pw))
-        dw += np.tensordot(d3[sl], cols, axes=([0, 2], [0, 2]))
-        dcols = np.matmul(w2.T, d3[sl])
-        dx[sl] = col2im(dcols, (cols.shape[0], C, H, W), (kh, kw), (sh, sw), (ph, pw))
-    return dx, dw.reshape(F, C, kh, kw), db
+    d2 = np.zeros((F, N, Ho, width), dtype=dout.dtype)  # junk columns (if any) stay 0
+    d2[..., :Wo] = dout.transpose(1, 0, 2, 3)
+    d2 = d2.reshape(F, -1)
+    dw = (d2 @ cols.T.astype(d2.dtype, copy=False)).reshape(F, C, kh, kw)
+    dcols = cache.w.reshape(F, -1).T.astype(d2.dtype, copy=False) @ d2  # (C*kh*kw, N*Ho*width)
+    dx = _col2im_rows(dcols, cache.x_shape, geo, width)
+    return dx, dw, db
 
 
 def rot180(w):
@@ -743,7 +834,9 @@ def relu_backward(dout, cache):
     """``dx = dout * (x > 0)`` -- the derivative at exactly 0 is 0, as in PyTorch."""
     _check_cache(cache, ReluCache, "relu_forward")
     dout = _check_dout(dout, cache.mask.shape, cache.dtype)
-    return np.where(cache.mask, dout, np.zeros((), dtype=dout.dtype))
+    if np.isfinite(dout).all():
+        return dout * cache.mask  # fast path; same values as np.where when dout is finite
+    return np.where(cache.mask, dout, dout.dtype.type(0))  # never inf * 0 = NaN
 
 
 @dataclass(repr=False)

@@ -1,0 +1,213 @@
+"""Speed of mlp_cnn_core against PyTorch CPU and against the naive loop versions, in one run.
+
+    python benchmarks/bench_core.py            # full sizes (about a minute)
+    python benchmarks/bench_core.py --quick    # tiny sizes, a smoke run (used by the tests)
+    python benchmarks/bench_core.py --markdown # print the table as markdown (for the README)
+
+Each case times one forward + backward pass (best of several repeats). Ratios above 1 mean
+the core is slower than the reference. The naive loops are timed on a slice of the batch and
+scaled up to the full batch (they are linear in the batch size); that is said in the table.
+PyTorch is optional: without it those columns read "n/a".
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mlp_cnn_core as core  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the benchmark still runs, without the PyTorch column
+    torch = None
+
+
+def best_time(fn, repeats: int, min_time: float = 0.2) -> float:
+    """Best wall time of one call of ``fn`` (seconds), over ``repeats`` rounds."""
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time / repeats or n >= 1000:
+                break
+        best = min(best, elapsed / n)
+    return best
+
+
+def make_cases(quick: bool):
+    rng = np.random.default_rng(0)
+    n = 2 if quick else 64
+
+    def pool_case(shape, k, s):
+        x = rng.standard_normal(shape)
+        out, _ = core.maxpool2d_forward(x, k, s)
+        g = rng.standard_normal(out.shape)
+
+        def ours():
+            _, c = core.maxpool2d_forward(x, k, s)
+            core.maxpool2d_backward(g, c)
+
+        def naive(m):
+            _, c = core.maxpool2d_forward_naive(x[:m], k, s)
+            core.maxpool2d_backward_naive(g[:m], c)
+
+        def ref():
+            xt = torch.from_numpy(x).requires_grad_()
+            F.max_pool2d(xt, k, s).backward(torch.from_numpy(g))
+        return ours, naive, ref
+
+    def conv_case(shape, f, k, s, p, dtype):
+        x = rng.standard_normal(shape).astype(dtype)
+        w = (rng.standard_normal((f, shape[1], k, k)) * 0.1).astype(dtype)
+        b = rng.standard_normal(f).astype(dtype)
+        out, _ = core.conv2d_forward(x, w, b, s, p)
+        g = rng.standard_normal(out.shape).astype(dtype)
+
+        def ours():
+            _, c = core.conv2d_forward(x, w, b, s, p)
+            core.conv2d_backward(g, c)
+
+        def naive(m):
+            _, c = core.conv2d_forward_naive(x[:m], w, b, s, p)
+            core.conv2d_backward_naive(g[:m], c)
+
+        def ref():
+            xt = torch.from_numpy(x).requires_grad_()
+            wt = torch.from_numpy(w).requires_grad_()
+            bt = torch.from_numpy(b).requires_grad_()
+            F.conv2d(xt, wt, bt, s, p).backward(torch.from_numpy(g))
+        return ours, naive, ref
+
+    def relu_case(shape):
+        x = rng.standard_normal(shape)
+        g = rng.standard_normal(shape)
+
+        def ours():
+            _, c = core.relu_forward(x)
+            core.relu_backward(g, c)
+
+        def ref():
+            xt = torch.from_numpy(x).requires_grad_()
+            F.relu(xt).backward(torch.from_numpy(g))
+        return ours, None, ref
+
+    def tiny_net_case():
+        x = rng.standard_normal((1, 1, 6, 6))
+        w1 = rng.standard_normal((1, 1, 3, 3))
+        w2 = rng.standard_normal((4, 1))
+        target = np.array([[1.0]])
+
+        def ours():
+            l1, c1 = core.conv2d_forward(x, w1)
+            a1, cr = core.relu_forward(l1)
+            p1, cp = core.maxpool2d_forward(a1, 2)
+            f1, cf = core.flatten_forward(p1)
+            l2, cd = core.dense_forward(f1, w2)
+            _, d = core.l2_loss(l2, target)
+            d, _, _ = core.dense_backward(d, cd)
+            d = core.flatten_backward(d, cf)
+            d = core.maxpool2d_backward(d, cp)
+            d = core.relu_backward(d, cr)
+            core.conv2d_backward(d, c1)
+
+        def naive(m):
+            l1, c1 = core.conv2d_forward_naive(x, w1)
+            a1, cr = core.relu_forward(l1)
+            p1, cp = core.maxpool2d_forward_naive(a1, 2)
+            f1, cf = core.flatten_forward(p1)
+            l2, cd = core.dense_forward(f1, w2)
+            _, d = core.l2_loss(l2, target)
+            d, _, _ = core.dense_backward(d, cd)
+            d = core.flatten_backward(d, cf)
+            d = core.maxpool2d_backward_naive(d, cp)
+            d = core.relu_backward(d, cr)
+            core.conv2d_backward_naive(d, c1)
+
+        def ref():
+            xt = torch.from_numpy(x).requires_grad_()
+            w1t = torch.tensor(w1, requires_grad=True)
+            w2t = torch.tensor(w2, requires_grad=True)
+            a = F.max_pool2d(F.relu(F.conv2d(xt, w1t)), 2).reshape(1, -1) @ w2t
+            (0.5 * ((a - torch.from_numpy(target)) ** 2).sum()).backward()
+        return ours, naive, ref
+
+    s = 8 if quick else 28
+    cases = [
+        (f"max pool 2×2/2, {n}×8×{s}×{s}", n, pool_case((n, 8, s, s), 2, 2)),
+        (f"max pool 3×3/2, {n}×16×{s + 4}×{s + 4}", n, pool_case((n, 16, s + 4, s + 4), 3, 2)),
+        (f"conv 8→16 3×3 pad 1 stride 1, {n}×8×{s}×{s}, float64", n, conv_case((n, 8, s, s), 16, 3, 1, 1, np.float64)),
+        (f"conv 8→16 3×3 pad 1 stride 2, {n}×8×{s}×{s}, float64", n, conv_case((n, 8, s, s), 16, 3, 2, 1, np.float64)),
+        (f"conv 8→16 3×3 pad 1 stride 1, {n}×8×{s}×{s}, float32", n, conv_case((n, 8, s, s), 16, 3, 1, 1, np.float32)),
+        (f"conv 8→16 3×3 pad 1 stride 2, {n}×8×{s}×{s}, float32", n, conv_case((n, 8, s, s), 16, 3, 2, 1, np.float32)),
+        (f"ReLU, {n}×16×{s}×{s}", n, relu_case((n, 16, s, s))),
+        ("tiny net 1×1×6×6 → conv 3×3 → ReLU → pool → 4×1 → L2 (per call)", 1, tiny_net_case()),
+    ]
+    return cases
+
+
+def fmt_time(t: float) -> str:
+    return f"{t * 1e6:.0f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (a smoke run)")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive loop versions")
+    args = ap.parse_args(argv)
+    repeats = 2 if args.quick else 7
+    naive_slice = 1 if args.quick else 2
+
+    rows = []
+    for name, n, (ours, naive, ref) in make_cases(args.quick):
+        t_ours = best_time(ours, repeats, 0.02 if args.quick else 0.5)
+        t_ref = best_time(ref, repeats, 0.02 if args.quick else 0.5) if torch is not None else None
+        t_naive = None
+        if naive is not None and not args.no_naive:
+            m = min(naive_slice, n)
+            t_naive = best_time(lambda: naive(m), 1, 0.0) * (n / m)
+        rows.append((name, t_ours, t_ref, t_naive))
+
+    threads = f"torch {torch.__version__}, {torch.get_num_threads()} threads" if torch is not None else "torch absent"
+    head = (f"numpy {np.__version__}, {threads}, Python {platform.python_version()}, "
+            f"{platform.machine()}; forward + backward, best of {repeats}")
+    cols = ["case", "core", "PyTorch CPU", "core / PyTorch", "naive loops", "naive / core"]
+    table = []
+    for name, t_ours, t_ref, t_naive in rows:
+        table.append([
+            name, fmt_time(t_ours),
+            fmt_time(t_ref) if t_ref else "n/a",
+            f"{t_ours / t_ref:.2f}×" if t_ref else "n/a",
+            fmt_time(t_naive) if t_naive else "—",
+            f"{t_naive / t_ours:.0f}×" if t_naive else "—",
+        ])
+    if args.markdown:
+        print(head + "\n")
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
+        for r in table:
+            print("| " + " | ".join(r) + " |")
+    else:
+        print(head)
+        widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(cols)]
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+        for r in table:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    if not args.no_naive:
+        print(f"(naive loops timed on {naive_slice} sample(s) of the batch and scaled to the full batch)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
