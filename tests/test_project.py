@@ -1,0 +1,93 @@
+"""Project consistency: the table of contents, the notebooks, the README, CI and Binder agree."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
+    files = toc_files()
+    assert {f"book/{nb.stem}" for nb in NOTEBOOKS} <= set(files)
+    for f in files:
+        assert (ROOT / f).with_suffix(".ipynb").exists() or (ROOT / f).with_suffix(".md").exists(), f
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed_in_order_without_errors(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code, "a chapter without code"
+    counts = [c["execution_count"] for c in code if c["source"]]
+    assert all(isinstance(n, int) for n in counts), "every code cell must be executed (stored outputs)"
+    assert counts == sorted(counts) and counts[0] == 1, "cells must be executed top to bottom in one run"
+    for c in code:
+        for o in c.get("outputs", []):
+            assert o["output_type"] != "error", f"stored error in {path.name}"
+            text = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+            assert not re.search(r" at 0x[0-9a-f]{6,}", text), f"memory address in an output of {path.name}: {text[:200]}"
+    h1 = [line for c in nb["cells"] if c["cell_type"] == "markdown"
+          for line in "".join(c["source"]).splitlines() if line.startswith("# ")]
+    assert len(h1) == 1, f"{path.name} must have exactly one H1 title, found {h1}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_widget_cells_are_excluded_from_output_comparison(path):
+    nb = json.loads(path.read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] != "code":
+            continue
+        shows_widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.get("outputs", []))
+        if shows_widget:
+            assert "nbval-ignore-output" in c["metadata"].get("tags", []), \
+                f"a widget cell in {path.name} must be tagged nbval-ignore-output: {''.join(c['source'])[:80]}"
+
+
+def test_readme_commands_match_ci():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    assert blocks, "the README must open with a bash block"
+    commands = [line.split("#")[0].strip() for line in blocks[0].splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    build, test = commands
+    assert "jupyter-book build" in build and "-W" in build and "-n" in build
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = test.split("&&")[-1].strip()
+    assert test_cmd.replace("python ", "python3 ") in ci or test_cmd in ci, "CI must run the README's test command"
+    assert "requirements-test.txt" in ci and "requirements-test.txt" in test
+
+
+def test_requirements_are_pinned_and_binder_ready():
+    reqs = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    for r in reqs:
+        assert r == "-e ." or "==" in r, f"unpinned requirement {r!r}"
+    names = {r.split("==")[0].lower() for r in reqs}
+    assert {"numpy", "matplotlib", "ipywidgets", "jupyter-book", "nbval", "scikit-learn"} <= names
+    assert "torch" not in names, "PyTorch is a test oracle only, never a dependency of the book"
+    assert "-e ." in reqs, "Binder must install the book's own modules"
+    test_reqs = (ROOT / "requirements-test.txt").read_text()
+    assert "torch==2.13.0" in test_reqs
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["repository"]["path_to_book"] == ""
+    assert cfg["launch_buttons"]["notebook_interface"] == "jupyterlab"
+    assert cfg["launch_buttons"]["binderhub_url"]
+    assert (ROOT / "runtime.txt").read_text().strip().startswith("python-3.11")
+
+
+def test_core_never_imports_plotting_or_torch():
+    src = (ROOT / "mlp_cnn_core.py").read_text()
+    imports = re.findall(r"^\s*(?:import|from)\s+(\w+)", src, re.M)
+    assert set(imports) <= {"__future__", "math", "numbers", "dataclasses", "typing", "numpy"}, imports
