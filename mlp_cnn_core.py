@@ -253,11 +253,12 @@ def _scatter_windows(plane: Callable[[int], np.ndarray], geo, x_shape, dtype) ->
     offset ``o`` of every window.  Cells shared by overlapping windows *accumulate* (``+=``)."""
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
     lead, (H, W) = tuple(x_shape[:-2]), x_shape[-2:]
+    zero = np.dtype(dtype).type(0)
     if _tiles(geo):
         d6 = np.empty(lead + (Ho, kh, Wo, kw), dtype=dtype)
         for r0 in range(kh):
-            for c0 in range(kw):
-                d6[..., :, r0, :, c0] = plane(r0 * kw + c0)
+            for c0 in range(kw):  # "+ 0" turns the -0.0 of (negative * False) into 0.0
+                np.add(plane(r0 * kw + c0), zero, out=d6[..., :, r0, :, c0])
         if (Ho * kh, Wo * kw) == (H, W):
             return d6.reshape(lead + (H, W))
         dx = np.zeros(lead + (H, W), dtype=dtype)
@@ -269,7 +270,7 @@ def _scatter_windows(plane: Callable[[int], np.ndarray], geo, x_shape, dtype) ->
         for c0 in range(kw):
             target = dxp[..., _offset_slice(r0, sh, Ho), _offset_slice(c0, sw, Wo)]
             if disjoint:
-                target[...] = plane(r0 * kw + c0)
+                np.add(plane(r0 * kw + c0), zero, out=target)
             else:
                 target += plane(r0 * kw + c0)  # overlapping windows add up
     return dxp[..., ph:ph + H, pw:pw + W].copy() if (ph or pw) else dxp
@@ -834,8 +835,10 @@ def relu_backward(dout, cache):
     """``dx = dout * (x > 0)`` -- the derivative at exactly 0 is 0, as in PyTorch."""
     _check_cache(cache, ReluCache, "relu_forward")
     dout = _check_dout(dout, cache.mask.shape, cache.dtype)
-    if np.isfinite(dout).all():
-        return dout * cache.mask  # fast path; same values as np.where when dout is finite
+    if np.isfinite(dout).all():  # fast path; the same values as np.where when dout is finite
+        dx = dout * cache.mask
+        dx += dout.dtype.type(0)  # -0.0 (negative * False) becomes 0.0, as in PyTorch
+        return dx
     return np.where(cache.mask, dout, dout.dtype.type(0))  # never inf * 0 = NaN
 
 
