@@ -339,7 +339,7 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
         for o in range(kh * kw):
             offset[np.isnan(planes[o]) & nan_windows] = o
     cache = MaxPoolCache(x_shape=x.shape, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                         ties=ties, offset=offset, out=out, x=x)
+                         ties=ties, offset=offset, out=out.copy(), x=x)  # a caller may edit `out`
     return out, cache
 
 
@@ -437,7 +437,7 @@ def maxpool2d_forward_naive(x, kernel_size, stride=None, padding=0, ties="first"
                 out[idx + (i, j)] = best
                 offset[idx + (i, j)] = (best_rc[0] - (i * sh - ph)) * kw + (best_rc[1] - (j * sw - pw))
     cache = MaxPoolCache(x_shape=x.shape, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                         ties=ties, offset=offset, out=out, x=x)
+                         ties=ties, offset=offset, out=out.copy(), x=x)
     return out, cache
 
 
@@ -884,12 +884,14 @@ def dense_forward(x, w, b=None):
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x (N, D) = {x.shape} and w (D, M) = {w.shape} disagree on D")
     dtype = np.result_type(x.dtype, w.dtype)
-    out = x.astype(dtype, copy=False) @ w.astype(dtype, copy=False)
     if b is not None:
         b = _as_float_array(b, "b")
         if b.shape != (w.shape[1],):
             raise ValueError(f"b must have shape (M,) = {(w.shape[1],)} to match w {w.shape}, got {b.shape}")
-        out = out + b.astype(out.dtype, copy=False)
+        dtype = np.result_type(dtype, b.dtype)  # the same promotion as conv2d_forward
+    out = x.astype(dtype, copy=False) @ w.astype(dtype, copy=False)
+    if b is not None:
+        out += b.astype(dtype, copy=False)
     return out, DenseCache(x=x.astype(dtype, copy=False), w=w.astype(dtype, copy=False), has_bias=b is not None)
 
 

@@ -21,3 +21,11 @@ def test_relu_gradient_has_no_negative_zeros():
     dx = core.relu_backward(np.array([-3.0, -3.0, -3.0]), cache)
     np.testing.assert_array_equal(dx, [0.0, 0.0, -3.0])
     assert not np.signbit(dx[:2]).any()
+
+
+def test_dense_and_conv_promote_a_float64_bias_alike():
+    x32, b64 = np.ones((2, 3), np.float32), np.ones(4)
+    dense_out, _ = core.dense_forward(x32, np.ones((3, 4), np.float32), b64)
+    conv_out, _ = core.conv2d_forward(np.ones((1, 1, 3, 3), np.float32), np.ones((4, 1, 2, 2), np.float32), b64)
+    assert dense_out.dtype == conv_out.dtype == np.float64
+    assert core.dense_forward(x32, np.ones((3, 4), np.float32))[0].dtype == np.float32

@@ -1,0 +1,242 @@
+"""Shared fixtures, hypothesis strategies and helpers for the core test suite.
+
+The hypothesis profile "core" is registered and loaded here so that every run
+(local and CI) is reproducible: ``derandomize=True`` draws the same examples each
+time, ``deadline=None`` avoids flaky timing failures on slow CI machines and
+``print_blob=True`` prints a reproduction blob when a test fails.
+
+Test modules import the strategies with ``from conftest import ...`` (pytest puts
+this directory on ``sys.path``; a fallback handles ``tests`` being a package).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # the core lives at the project root
+    sys.path.insert(0, _ROOT)
+
+settings.register_profile(
+    "core",
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    max_examples=100,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# a longer, randomised run for local bug hunting: HYPOTHESIS_PROFILE=thorough pytest tests/
+settings.register_profile("thorough", parent=settings.get_profile("core"), derandomize=False,
+                          max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "core"))
+
+
+# ---------------------------------------------------------------------------
+# Array helpers
+# ---------------------------------------------------------------------------
+
+VALUE_KINDS = ("float", "ints", "halves")
+
+
+def make_array(rng: np.random.Generator, shape, kind: str = "float", dtype=np.float64) -> np.ndarray:
+    """A random array.
+
+    ``"float"``: standard normal (ties have probability 0);
+    ``"ints"``: integers from {-2, ..., 2} (full of ties, exactly representable);
+    ``"halves"``: multiples of 0.5 in [-2, 2] (ties, exactly representable).
+    """
+    if kind == "float":
+        a = rng.standard_normal(shape)
+    elif kind == "ints":
+        a = rng.integers(-2, 3, size=shape).astype(np.float64)
+    elif kind == "halves":
+        a = rng.integers(-4, 5, size=shape) / 2.0
+    else:  # pragma: no cover - test bug
+        raise ValueError(kind)
+    return np.asarray(a, dtype=dtype)
+
+
+def assert_close(actual, expected, atol: float = 1e-10, rtol: float = 0.0, err_msg: str = "") -> None:
+    """Shapes equal and values within tolerance (NaNs in the same places)."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{err_msg}: shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg, equal_nan=True)
+
+
+def assert_close32(actual, expected, rtol: float = 1e-5, err_msg: str = "") -> None:
+    """float32 comparison: relative 1e-5, with an absolute floor scaled to the data."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    assert_close(np.asarray(actual, dtype=np.float64), expected, rtol=rtol,
+                 atol=rtol * (1.0 + scale), err_msg=err_msg)
+
+
+def as_pair(v) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def out_size(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+# ---------------------------------------------------------------------------
+# Geometry strategies
+# ---------------------------------------------------------------------------
+
+@dataclass
+class PoolCase:
+    shape: Tuple[int, ...]        # (..., H, W)
+    kernel_size: object           # int or (kh, kw)
+    stride: object                # None, int or (sh, sw)
+    padding: object               # int or (ph, pw)
+    kind: str
+    seed: int
+
+    @property
+    def k(self) -> Tuple[int, int]:
+        return as_pair(self.kernel_size)
+
+    @property
+    def s(self) -> Tuple[int, int]:
+        return self.k if self.stride is None else as_pair(self.stride)
+
+    @property
+    def p(self) -> Tuple[int, int]:
+        return as_pair(self.padding)
+
+    @property
+    def out_hw(self) -> Tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.k, self.s, self.p
+        return out_size(self.shape[-2], kh, sh, ph), out_size(self.shape[-1], kw, sw, pw)
+
+    @property
+    def out_shape(self) -> Tuple[int, ...]:
+        return tuple(self.shape[:-2]) + self.out_hw
+
+    def x(self, dtype=np.float64) -> np.ndarray:
+        return make_array(np.random.default_rng(self.seed), self.shape, self.kind, dtype)
+
+    def dout(self, dtype=np.float64, kind: Optional[str] = None) -> np.ndarray:
+        rng = np.random.default_rng(self.seed + 1)
+        return make_array(rng, self.out_shape, kind or ("float" if self.kind == "float" else "ints"), dtype)
+
+
+def _int_or_pair(a: int, b: int, as_int: bool):
+    return a if as_int and a == b else (a, b)
+
+
+@st.composite
+def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, allow_none_stride=True,
+               max_kernel: int = 5, max_stride: int = 4) -> PoolCase:
+    """Pooling geometry: kernel 1..5 (kh != kw allowed), stride None/int/pair 1..4,
+    padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading dims."""
+    kh = draw(st.integers(1, max_kernel))
+    kw = draw(st.integers(1, max_kernel))
+    square = draw(st.booleans())
+    if square:
+        kw = kh
+    ph = draw(st.integers(0, kh // 2))
+    pw = draw(st.integers(0, kw // 2))
+    stride_kind = draw(st.sampled_from(["none", "int", "pair"] if allow_none_stride else ["int", "pair"]))
+    if stride_kind == "none":
+        stride = None
+    elif stride_kind == "int":
+        stride = draw(st.integers(1, max_stride))
+    else:
+        stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
+    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=max_lead)))
+    kernel = _int_or_pair(kh, kw, draw(st.booleans()))
+    padding = _int_or_pair(ph, pw, draw(st.booleans()))
+    kind = draw(st.sampled_from(kinds))
+    seed = draw(st.integers(0, 2**31))
+    return PoolCase(lead + (H, W), kernel, stride, padding, kind, seed)
+
+
+@dataclass
+class ConvCase:
+    x_shape: Tuple[int, int, int, int]
+    w_shape: Tuple[int, int, int, int]
+    stride: object
+    padding: object
+    bias: bool
+    kind: str
+    seed: int
+
+    @property
+    def s(self):
+        return as_pair(self.stride)
+
+    @property
+    def p(self):
+        return as_pair(self.padding)
+
+    @property
+    def out_shape(self):
+        N, C, H, W = self.x_shape
+        F, _, kh, kw = self.w_shape
+        (sh, sw), (ph, pw) = self.s, self.p
+        return (N, F, out_size(H, kh, sh, ph), out_size(W, kw, sw, pw))
+
+    def arrays(self, dtype=np.float64):
+        """x, w, b (or None), dout."""
+        rng = np.random.default_rng(self.seed)
+        x = make_array(rng, self.x_shape, self.kind, dtype)
+        w = make_array(rng, self.w_shape, self.kind, dtype)
+        b = make_array(rng, (self.w_shape[0],), self.kind, dtype) if self.bias else None
+        dout = make_array(rng, self.out_shape, self.kind, dtype)
+        return x, w, b, dout
+
+
+@st.composite
+def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: int = 3,
+               max_size: int = 9, max_kernel: int = 5, max_stride: int = 4, max_pad: int = 3,
+               bias=None) -> ConvCase:
+    """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding 0..3."""
+    kh = draw(st.integers(1, max_kernel))
+    kw = draw(st.integers(1, max_kernel))
+    ph = draw(st.integers(0, max_pad))
+    pw = draw(st.integers(0, max_pad))
+    # stride 1 (the common case, with its own fast path in the core) gets a third of the draws
+    stride_mode = draw(st.sampled_from(["one", "int", "pair"]))
+    if stride_mode == "one":
+        sh = sw = 1
+    elif stride_mode == "int":
+        sh = sw = draw(st.integers(1, max_stride))
+    else:
+        sh, sw = draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))
+    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
+    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    N = draw(st.integers(1, max_n))
+    C = draw(st.integers(1, max_c))
+    F = draw(st.integers(1, max_f))
+    stride = _int_or_pair(sh, sw, draw(st.booleans()))
+    padding = _int_or_pair(ph, pw, draw(st.booleans()))
+    has_bias = draw(st.booleans()) if bias is None else bias
+    kind = draw(st.sampled_from(kinds))
+    seed = draw(st.integers(0, 2**31))
+    return ConvCase((N, C, H, W), (F, C, kh, kw), stride, padding, has_bias, kind, seed)
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240501)
+
+
+@pytest.fixture(scope="session")
+def core():
+    import mlp_cnn_core
+    return mlp_cnn_core
