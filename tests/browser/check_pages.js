@@ -36,7 +36,14 @@ function localFile(url) {
   const blocked = new Set();
   await context.route("**/*", async (route) => {
     const url = route.request().url();
-    if (url.startsWith(base)) return route.continue();
+    if (url.startsWith(base)) {
+      if (!url.split("?")[0].endsWith(".html")) return route.continue();
+      // The pages pin CDN scripts with subresource-integrity hashes of the CDN's minified
+      // builds; the npm copies served below are the same versions but not the same bytes.
+      const response = await route.fetch();
+      const body = (await response.text()).replace(/\s+integrity="[^"]*"/g, "");
+      return route.fulfill({ response, body });
+    }
     const file = localFile(url.split("?")[0]);
     if (file && fs.existsSync(file)) {
       const type = file.endsWith(".js") ? "application/javascript" : undefined;
@@ -65,7 +72,7 @@ function localFile(url) {
     const info = await page.evaluate(() => {
       const imgs = Array.from(document.querySelectorAll("main img"));
       const sol = Array.from(document.querySelectorAll(".solution.dropdown, details.solution, .solution-dropdown, div.solution"));
-      const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+      const visible = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
       return {
         title: document.title,
         mathSource: document.querySelectorAll(".math, span.math, div.math").length,
@@ -77,21 +84,21 @@ function localFile(url) {
         widgetState: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
         widgetsRendered: document.querySelectorAll(".jupyter-widgets").length,
         solutionBodiesVisible: sol.map((s) => {
-          const body = s.querySelector(".solution-content, .admonition-body, section, p:not(.admonition-title)");
+          const body = s.querySelector("#solution-content, section, p:not(.admonition-title)");
           return body ? visible(body) : null;
         }),
       };
     });
     // unfold the first solution and check its body becomes visible
     info.unfolded = null;
-    const toggle = await page.$(".solution.dropdown .toggle-button, .solution.dropdown button, details.solution summary");
+    const toggle = await page.$(".solution.dropdown button.toggle-button");
     if (toggle) {
       await toggle.click();
-      await page.waitForTimeout(400);
+      await page.waitForTimeout(500);
       info.unfolded = await page.evaluate(() => {
-        const s = document.querySelector(".solution.dropdown, details.solution");
-        const body = s && s.querySelector(".solution-content, section, p:not(.admonition-title)");
-        return !!(body && (body.offsetWidth || body.offsetHeight));
+        const s = document.querySelector(".solution.dropdown");
+        const body = s && s.querySelector("#solution-content, section, p:not(.admonition-title)");
+        return !!(body && body.checkVisibility({ visibilityProperty: true, opacityProperty: true }));
       });
     }
     info.errors = errors;
