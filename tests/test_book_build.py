@@ -37,7 +37,8 @@ def page(html, name):
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_page_teaches_without_a_kernel(html, name):
     text = page(html, name)
-    assert len(re.findall(r'<img[^>]+src="[^"]*_images/', text)) >= 2, "the page needs its figures"
+    figures = len(re.findall(r'<img[^>]+src="[^"]*_images/', text))
+    assert figures >= (1 if name.startswith("10_") else 3), f"the page needs its figures, found {figures}"
     assert "math notranslate" in text or "\\(" in text, "the page needs its equations"
     assert "exercise" in text and "solution" in text, "the chapter ends with exercises and solutions"
     assert re.search(r'class="[^"]*solution[^"]*dropdown', text), "solutions must be folded"
