@@ -20,7 +20,8 @@ from matplotlib.patches import Rectangle
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
+from .draw import (ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window,
+                   show_figure)
 
 __all__ = ["influence", "ConvGradExplorer", "prepared_gradient", "full_correlation_figure",
            "conv_matrix", "kernel_values", "upstream_values"]
@@ -191,16 +192,11 @@ class ConvGradExplorer:
 
     def update(self) -> None:
         """Recompute the state, the summary and the figure from the controls."""
-        from IPython.display import clear_output, display
         self._compute()
         self.summary.value = self._summary_html()
         if not self.draw:
             return
-        fig = self.figure()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_figure(self.out, self.figure())
 
     # -- drawing -----------------------------------------------------------------------------
     def figure(self, cell_size: float = 0.42):

@@ -13,9 +13,7 @@ flatten, a dense layer to K classes, softmax and cross-entropy.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -23,7 +21,7 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window, show_figure
 
 __all__ = ["tiny_network", "forward_figure", "backward_figure", "flatten_figure",
            "SoftmaxGradExplorer", "CHAPTER_IMAGE_SEED", "chapter_values"]
@@ -262,17 +260,7 @@ class SoftmaxGradExplorer:
         """Recompute the state, the summary and the picture in the Output widget."""
         self._compute()
         self.summary.value = self._summary_html()
-        fig = self.figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        # Set the Output widget's outputs directly (one trait update): unlike ``with self.out:
-        # display(fig)`` this never leaks the figure into the notebook cell when no front end
-        # is listening (nbval, scripts, tests).
-        self.out.outputs = ({"output_type": "display_data",
-                             "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
-                                      "text/plain": "<Figure: softmax gradient explorer>"},
-                             "metadata": {}},)
+        show_figure(self.out, self.figure(), dpi=90)
 
     def figure(self, cell: float = 0.62):
         """A new figure of the current state: logits, p, y, p − y, dL/dW, dL/df, dL/dm."""

@@ -5,6 +5,8 @@ same code makes a chapter's static figures and its widgets' figures.
 """
 from __future__ import annotations
 
+import base64
+import io
 from typing import Optional, Sequence
 
 import numpy as np
@@ -12,7 +14,7 @@ from matplotlib import pyplot as plt
 from matplotlib.patches import Rectangle
 
 __all__ = ["format_value", "draw_matrix", "outline_cells", "outline_window", "matrices_figure",
-           "latex_matrix", "HIGHLIGHT", "WINDOW", "ACCENT"]
+           "latex_matrix", "show_figure", "HIGHLIGHT", "WINDOW", "ACCENT"]
 
 HIGHLIGHT = "#d62728"   # the cells a gradient reaches (red)
 WINDOW = "#1f77b4"      # a pooling / kernel window (blue)
@@ -132,3 +134,21 @@ def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: str = "red") -
             cells.append(r"\color{%s}{\mathbf{%s}}" % (color, t) if boxed[r, c] else t)
         rows.append(" & ".join(cells))
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def show_figure(out, fig, dpi: Optional[float] = None) -> None:
+    """Show ``fig`` in the ``ipywidgets.Output`` ``out`` (replacing what it showed) and close it.
+
+    The PNG is set on the Output's ``outputs`` in one trait update. Unlike ``with out:
+    display(fig)``, this never leaks the figure into the notebook cell when no front end is
+    listening (nbval, scripts, tests), and the stored widget state still carries the picture
+    for the static book.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight")
+    plt.close(fig)
+    out.outputs = ({"output_type": "display_data",
+                    "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                             "text/plain": f"<Figure size {fig.get_figwidth() * fig.dpi:.0f}x"
+                                           f"{fig.get_figheight() * fig.dpi:.0f}>"},
+                    "metadata": {}},)

@@ -20,7 +20,7 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_cells, outline_window
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_cells, outline_window, show_figure
 
 __all__ = ["POLICIES", "POLICY_LABELS", "window_max_counts", "winner_cells", "naive_expansion",
            "naive_defined", "policy_gradients", "explorer_values", "explorer_upstream",
@@ -281,12 +281,7 @@ class ExpansionExplorer:
         self.summary.value = self._summary_html()
         if not self.render:
             return
-        from IPython.display import clear_output, display
-        fig = self.figure()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_figure(self.out, self.figure())
 
     def show(self):
         """Switch the drawing on, draw the current state and return the widget to display."""
@@ -297,7 +292,6 @@ class ExpansionExplorer:
     # -- drawing ------------------------------------------------------------
     def panels(self):
         """The list of ``(kind, matrix_or_text, title)`` the figure draws, left to right."""
-        k, s = self.k, self.s
         items = [("x", self.x, f"input x {self.x.shape[0]}×{self.x.shape[1]}\n(red: max, orange: tied max)"),
                  ("dY", self.dout, f"dY {self.dout.shape[0]}×{self.dout.shape[1]}\nsum = {_fmt(self.mass['dY'])}")]
         if self.policy.value == "naive":
@@ -358,7 +352,7 @@ def expansion_figure(x, dout, k: int = 2, cell_size: float = 0.55):
     dx = expanded * mask
     mats = [(x, f"x {x.shape[0]}×{x.shape[1]}"), (np.asarray(dout, float), f"dY {np.shape(dout)[0]}×{np.shape(dout)[1]}"),
             (expanded, f"expand(dY) {expanded.shape[0]}×{expanded.shape[1]}"),
-            (mask, f"mask M {mask.shape[0]}×{mask.shape[1]}"), (dx, f"dX = expand(dY) ⊙ M")]
+            (mask, f"mask M {mask.shape[0]}×{mask.shape[1]}"), (dx, "dX = expand(dY) ⊙ M")]
     fig, axes = _row_figure([m.shape[1] for m, _ in mats], x.shape[0], cell_size, 1.2)
     Ho, Wo = out.shape
     for idx, (ax, (m, t)) in enumerate(zip(axes, mats)):

@@ -21,7 +21,8 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
+from .draw import (ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window,
+                   show_figure)
 
 __all__ = ["random_input", "random_upstream", "parse_matrix", "matrix_text", "window_cells",
            "coverage", "MaxPoolExplorer", "routing_figure"]
@@ -325,16 +326,11 @@ class MaxPoolExplorer:
 
     def update(self) -> None:
         """Recompute the state, the summary and the figure from the controls."""
-        from IPython.display import clear_output, display
         self._compute()
         self.summary.value = self._summary_html()
         if not (self.draw and self._shown):
             return
-        fig = self.figure()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_figure(self.out, self.figure())
 
     # -- drawing -----------------------------------------------------------------------------
     def figure(self, cell_size: float = 0.5):

@@ -16,7 +16,6 @@ All the math is a call to :mod:`mlp_cnn_core`; this module only chains the calls
 """
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -25,7 +24,7 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window, show_figure
 
 __all__ = ["SEED", "XX", "W", "WW", "TARGET", "BIAS", "UPSTREAM", "ORDERS", "example_values",
            "preactivation", "ReluPoolPass", "relu_pool_pass", "network_upstream",
@@ -324,16 +323,11 @@ class ReluExplorer:
 
     def update(self) -> None:
         """Recompute the state, the summary and the figure from the controls."""
-        from IPython.display import clear_output, display
         self._compute()
         self.summary.value = self._summary_html()
         if not self.draw:
             return
-        fig = self.figure()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_figure(self.out, self.figure())
 
     # -- drawing -----------------------------------------------------------------------------
     def figure(self, cell_size: float = 0.55):

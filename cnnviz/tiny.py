@@ -22,7 +22,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_window
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_window, show_figure
 
 __all__ = ["SEED", "XX", "W", "WW", "TARGET", "values", "TinyPass", "forward", "backward", "loss",
            "circle_cells", "network_figure", "conv_window_figure", "pool_figure", "flatten_figure",
@@ -443,9 +443,4 @@ class TinyPixelExplorer:
         self.summary.value = self._summary_html()
         if not self.draw:
             return
-        from IPython.display import clear_output, display
-        with self.out:
-            clear_output(wait=True)
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
+        show_figure(self.out, self.figure())
