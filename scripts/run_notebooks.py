@@ -5,6 +5,7 @@
 
 Notebooks run with book/ as the working directory, as in Binder and in the nbval tests.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def run(path: Path) -> None:
 
 
 if __name__ == "__main__":
+    os.environ.pop("MPLBACKEND", None)  # the kernels need matplotlib's inline backend
     paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "book").glob("*.ipynb"))
     for p in paths:
         run(p)

@@ -18,5 +18,7 @@ fi
 if command -v npm >/dev/null 2>&1; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
-export MPLBACKEND=Agg
+# The notebook kernels need matplotlib's inline backend: a caller's MPLBACKEND=Agg would
+# make plt.show() display nothing and nbval would report missing outputs.
+unset MPLBACKEND
 python3 -m pytest -n 2 --dist loadfile --nbval "$@"
