@@ -536,7 +536,7 @@ class ConvCache(_Cache):
     cols_width: int = field(repr=False, default=0)
 
 
-def _conv_prepare(x, w, b, stride, padding, fn):
+def _conv_prepare(x, w, b, stride, padding):
     x = _as_float_array(x, "x")
     w = _as_float_array(w, "w")
     _check_ndim(x, "x", 4, "(N, C, H, W)")
@@ -553,12 +553,6 @@ def _conv_prepare(x, w, b, stride, padding, fn):
         dtype = np.result_type(dtype, b.dtype)
     geo = _window_geometry(x.shape[2], x.shape[3], w.shape[2:], stride, padding, False, x.shape)
     return x.astype(dtype, copy=False), w.astype(dtype, copy=False), b, geo
-
-
-def _pad_hw(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if not (ph or pw):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
 def _im2col_rows(x: np.ndarray, geo) -> Tuple[np.ndarray, int]:
@@ -584,7 +578,7 @@ def _im2col_rows(x: np.ndarray, geo) -> Tuple[np.ndarray, int]:
             for s in range(kw):
                 cols[:, r, s] = flat[:, :, r * Wp + s:r * Wp + s + M]
         return cols.reshape(C * kh * kw, N * M), Wp
-    xt = _pad_hw(x, ph, pw).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), a view
+    xt = _pad_last2(x, ph, pw, 0).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp), a view
     cols = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
     for r in range(kh):
         for s in range(kw):
@@ -666,7 +660,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
 
     The whole batch is one matrix product ``(F, C*kh*kw) @ (C*kh*kw, N*Ho*Wo)``.
     """
-    x, w, b, geo = _conv_prepare(x, w, b, stride, padding, "conv2d_forward")
+    x, w, b, geo = _conv_prepare(x, w, b, stride, padding)
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
     N = x.shape[0]
     F = w.shape[0]
@@ -770,11 +764,11 @@ def conv2d_input_grad_rotated(dout, w, x_shape, stride=1, padding=0):
 def conv2d_forward_naive(x, w, b=None, stride=1, padding=0):
     """Teaching version of :func:`conv2d_forward`: loops over every output cell,
     ``out[n, f, i, j] = sum_{c,r,s} x_pad[n, c, i*sh + r, j*sw + s] * w[f, c, r, s] + b[f]``."""
-    x, w, b, geo = _conv_prepare(x, w, b, stride, padding, "conv2d_forward_naive")
+    x, w, b, geo = _conv_prepare(x, w, b, stride, padding)
     kh, kw, sh, sw, ph, pw, Ho, Wo = geo
     N, C, H, W = x.shape
     F = w.shape[0]
-    xp = _pad_hw(x, ph, pw)
+    xp = _pad_last2(x, ph, pw, 0)
     out = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
@@ -799,7 +793,7 @@ def conv2d_backward_naive(dout, cache):
     ph, pw = cache.padding
     _, _, Ho, Wo = cache.out_shape
     dout = _check_dout(dout, cache.out_shape, x.dtype)
-    xp = _pad_hw(x, ph, pw)
+    xp = _pad_last2(x, ph, pw, 0)
     dxp = np.zeros(xp.shape, dtype=dout.dtype)
     dw = np.zeros(w.shape, dtype=dout.dtype)
     db = np.zeros(F, dtype=dout.dtype)
