@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
+import mlp_cnn_train as train
 
 from .draw import HIGHLIGHT
 
@@ -85,7 +86,7 @@ def load_digits_split(seed: int = 0, test_size: float = 0.25) -> DigitsSplit:
 
 
 def make_digits_cnn(pool: str = "max", seed: int = 0, channels: Sequence[int] = CHANNELS,
-                    padding: int = 1) -> core.Sequential:
+                    padding: int = 1) -> train.Sequential:
     """The network of chapters 08 and 09 (shapes for a batch of N 8x8 digits, padding 1)::
 
         (N,1,8,8) Conv2D 3x3 -> (N,16,8,8) ReLU -> MaxPool2D/AvgPool2D 2 -> (N,16,4,4)
@@ -99,7 +100,7 @@ def make_digits_cnn(pool: str = "max", seed: int = 0, channels: Sequence[int] = 
         raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
     c1, c2 = channels
     rng = np.random.default_rng(seed)
-    Pool = core.MaxPool2D if pool == "max" else core.AvgPool2D
+    Pool = train.MaxPool2D if pool == "max" else train.AvgPool2D
     side = 8
     for name, k, s, p in [("first convolution", 3, 1, padding), ("first pooling", 2, 2, 0),
                           ("second convolution", 3, 1, padding), ("second pooling", 2, 2, 0)]:
@@ -107,34 +108,34 @@ def make_digits_cnn(pool: str = "max", seed: int = 0, channels: Sequence[int] = 
             raise ValueError(f"the {name} ({k}x{k} window, padding {p}) does not fit its "
                              f"{side}x{side} input: the network needs more padding")
         side = core.pool_output_size(side, k, s, p)
-    return core.Sequential(
-        core.Conv2D(1, c1, 3, padding=padding, rng=rng), core.ReLU(), Pool(2),
-        core.Conv2D(c1, c2, 3, padding=padding, rng=rng), core.ReLU(), Pool(2),
-        core.Flatten(), core.Dense(c2 * side * side, 10, rng=rng))
+    return train.Sequential(
+        train.Conv2D(1, c1, 3, padding=padding, rng=rng), train.ReLU(), Pool(2),
+        train.Conv2D(c1, c2, 3, padding=padding, rng=rng), train.ReLU(), Pool(2),
+        train.Flatten(), train.Dense(c2 * side * side, 10, rng=rng))
 
 
-def evaluate(model: core.Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 512):
+def evaluate(model: train.Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 512):
     """``(mean cross-entropy, accuracy)`` of ``model`` on ``x, y`` (no gradient is computed)."""
     total = 0.0
     for i in range(0, len(x), batch_size):
         loss, _ = core.softmax_cross_entropy(model.forward(x[i:i + batch_size]), y[i:i + batch_size])
         total += float(loss) * len(x[i:i + batch_size])
-    return total / len(x), core.accuracy(model, x, y)
+    return total / len(x), train.accuracy(model, x, y)
 
 
-def train_digits(model: core.Sequential, data: DigitsSplit, epochs: int = EPOCHS,
+def train_digits(model: train.Sequential, data: DigitsSplit, epochs: int = EPOCHS,
                  optimizer=None, batch_size: int = BATCH_SIZE, seed: int = 0) -> Dict[str, List[float]]:
     """Train with :func:`mlp_cnn_core.train_classifier`, one epoch per call, and record after
     every epoch the training loss (mean over the epoch's mini-batches), the test loss and both
-    accuracies.  ``optimizer`` defaults to ``core.Adam(model, lr=LEARNING_RATE)``; epoch ``e``
+    accuracies.  ``optimizer`` defaults to ``train.Adam(model, lr=LEARNING_RATE)``; epoch ``e``
     shuffles with seed ``1000 * seed + e``.  ``history["seconds"]`` is the wall-clock time
     (run-dependent: never print it in a compared output).
     """
-    optimizer = optimizer or core.Adam(model, lr=LEARNING_RATE)
+    optimizer = optimizer or train.Adam(model, lr=LEARNING_RATE)
     history: Dict[str, List[float]] = {"loss": [], "test_loss": [], "train_acc": [], "test_acc": []}
     start = time.perf_counter()
     for epoch in range(epochs):
-        h = core.train_classifier(model, data.x_train, data.y_train, epochs=1, batch_size=batch_size,
+        h = train.train_classifier(model, data.x_train, data.y_train, epochs=1, batch_size=batch_size,
                                   optimizer=optimizer, x_val=data.x_test, y_val=data.y_test,
                                   rng=1000 * seed + epoch)
         history["loss"].append(h["loss"][0])
@@ -157,7 +158,7 @@ def _param_loss(model, x, y):
     return float(loss)
 
 
-def network_gradient_check(model: core.Sequential, x: np.ndarray, y: np.ndarray, n_entries: int = 3,
+def network_gradient_check(model: train.Sequential, x: np.ndarray, y: np.ndarray, n_entries: int = 3,
                            seed: int = 0, eps: float = 1e-6) -> List[dict]:
     """Compare the backward pass with central finite differences for ``n_entries`` randomly
     chosen entries of every parameter of ``model`` (the loss is the mean cross-entropy on
@@ -268,7 +269,7 @@ def plot_kernels(w: np.ndarray, title: str = "first-layer kernels"):
     return fig
 
 
-def plot_feature_maps(model: core.Sequential, image: np.ndarray, n_layers: int = 3,
+def plot_feature_maps(model: train.Sequential, image: np.ndarray, n_layers: int = 3,
                       max_maps: int = 8, label: Optional[str] = None):
     """The input digit ``(1, 8, 8)`` and the first ``max_maps`` channels after each of the first
     ``n_layers`` layers (by default convolution, ReLU, pooling)."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mlp_cnn_core as core
+import mlp_cnn_train as train
 
 try:
     from conftest import make_array
@@ -308,7 +309,7 @@ def test_unknown_ties(ties):
         with pytest.raises(ValueError, match=r"ties must be one of \('first', 'all', 'split'\)"):
             fn(XP, 2, ties=ties)
     with pytest.raises(ValueError, match=r"ties must be one of"):
-        core.MaxPool2D(2, ties=ties).forward(XP)
+        train.MaxPool2D(2, ties=ties).forward(XP)
 
 
 @pytest.mark.parametrize("x", [np.array([["a", "b"], ["c", "d"]]), np.ones((2, 2), dtype=complex),
@@ -332,9 +333,9 @@ def test_numerical_gradient_eps(eps):
 
 
 def test_train_classifier_length_mismatch():
-    model = core.Sequential(core.Flatten(), core.Dense(4, 2, rng=0))
+    model = train.Sequential(train.Flatten(), train.Dense(4, 2, rng=0))
     with pytest.raises(ValueError, match=r"x_train has 5 samples but y_train has 4"):
-        core.train_classifier(model, np.ones((5, 1, 2, 2)), np.zeros(4, dtype=int), epochs=1)
+        train.train_classifier(model, np.ones((5, 1, 2, 2)), np.zeros(4, dtype=int), epochs=1)
 
 
 # ---------------------------------------------------------------------------

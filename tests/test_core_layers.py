@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import mlp_cnn_core as core
+import mlp_cnn_train as train
 
 try:
     from conftest import assert_close
@@ -15,13 +16,13 @@ except ImportError:  # tests/ imported as a package
 
 
 def small_model(rng=0, dtype=np.float64, pool="max", ties="first"):
-    pool_layer = core.MaxPool2D(2, ties=ties) if pool == "max" else core.AvgPool2D(3, 2, 1)
-    return core.Sequential(
-        core.Conv2D(2, 3, 3, stride=1, padding=1, rng=rng, dtype=dtype),
-        core.ReLU(),
+    pool_layer = train.MaxPool2D(2, ties=ties) if pool == "max" else train.AvgPool2D(3, 2, 1)
+    return train.Sequential(
+        train.Conv2D(2, 3, 3, stride=1, padding=1, rng=rng, dtype=dtype),
+        train.ReLU(),
         pool_layer,
-        core.Flatten(),
-        core.Dense(3 * 3 * 3, 4, rng=rng + 1 if isinstance(rng, int) else rng, dtype=dtype),
+        train.Flatten(),
+        train.Dense(3 * 3 * 3, 4, rng=rng + 1 if isinstance(rng, int) else rng, dtype=dtype),
     )
 
 
@@ -79,7 +80,7 @@ def test_sequential_call_predict_and_repr(rng):
     pred = model.predict(x, batch_size=3)
     assert pred.shape == (7,) and pred.dtype.kind == "i"
     np.testing.assert_array_equal(pred, model.forward(x).argmax(axis=1))
-    assert core.accuracy(model, x, pred) == 1.0
+    assert train.accuracy(model, x, pred) == 1.0
     text = repr(model)
     for word in ("Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"):
         assert word in text
@@ -114,7 +115,7 @@ def test_sgd_step_is_p_minus_lr_g(rng):
     _grad_step(model, x, y)
     before = [p.copy() for _, _, p in model.parameters()]
     grads = [g.copy() for _, _, g in model.gradients()]
-    core.SGD(model, lr=0.05).step()
+    train.SGD(model, lr=0.05).step()
     for p, p0, g in zip((p for _, _, p in model.parameters()), before, grads):
         assert_close(p, p0 - 0.05 * g, 1e-15)
 
@@ -125,7 +126,7 @@ def test_adam_first_step_has_size_lr(rng):
     _grad_step(model, x, y)
     before = [p.copy() for _, _, p in model.parameters()]
     grads = [g.copy() for _, _, g in model.gradients()]
-    opt = core.Adam(model, lr=0.01)
+    opt = train.Adam(model, lr=0.01)
     opt.step()
     for p, p0, g in zip((p for _, _, p in model.parameters()), before, grads):
         # bias-corrected first step: lr * g / (|g| + eps)
@@ -133,9 +134,9 @@ def test_adam_first_step_has_size_lr(rng):
 
 
 @pytest.mark.parametrize("make_opt", [
-    lambda m: core.SGD(m, lr=0.1),
-    lambda m: core.SGD(m, lr=0.05, momentum=0.9),
-    lambda m: core.Adam(m, lr=0.01),
+    lambda m: train.SGD(m, lr=0.1),
+    lambda m: train.SGD(m, lr=0.05, momentum=0.9),
+    lambda m: train.Adam(m, lr=0.01),
 ], ids=["sgd", "sgd_momentum", "adam"])
 def test_optimizers_reduce_the_loss_on_a_tiny_problem(make_opt, rng):
     model = small_model()
@@ -162,12 +163,12 @@ def test_train_classifier_on_digits_reaches_a_sensible_accuracy():
     y = digits.target
     order = np.random.default_rng(0).permutation(len(y))
     tr, te = order[:600], order[600:900]
-    model = core.Sequential(
-        core.Conv2D(1, 8, 3, padding=1, rng=0), core.ReLU(), core.MaxPool2D(2),
-        core.Flatten(), core.Dense(8 * 4 * 4, 10, rng=1))
+    model = train.Sequential(
+        train.Conv2D(1, 8, 3, padding=1, rng=0), train.ReLU(), train.MaxPool2D(2),
+        train.Flatten(), train.Dense(8 * 4 * 4, 10, rng=1))
     t0 = time.perf_counter()
-    history = core.train_classifier(model, x[tr], y[tr], epochs=8, batch_size=32,
-                                    optimizer=core.Adam(model, lr=0.01), x_val=x[te], y_val=y[te], rng=0)
+    history = train.train_classifier(model, x[tr], y[tr], epochs=8, batch_size=32,
+                                    optimizer=train.Adam(model, lr=0.01), x_val=x[te], y_val=y[te], rng=0)
     elapsed = time.perf_counter() - t0
     assert elapsed < 10, f"training took {elapsed:.1f} s"
     assert set(history) == {"loss", "train_acc", "val_acc"}
@@ -175,13 +176,13 @@ def test_train_classifier_on_digits_reaches_a_sensible_accuracy():
     assert history["loss"][-1] < history["loss"][0]
     assert history["train_acc"][-1] > 0.9
     assert history["val_acc"][-1] > 0.85, history["val_acc"]
-    assert history["val_acc"][-1] == pytest.approx(core.accuracy(model, x[te], y[te]))
+    assert history["val_acc"][-1] == pytest.approx(train.accuracy(model, x[te], y[te]))
 
 
 def test_train_classifier_is_reproducible_and_defaults_to_adam(rng):
     x, y = rng.standard_normal((20, 2, 6, 6)), rng.integers(0, 4, size=20)
-    h1 = core.train_classifier(small_model(), x, y, epochs=2, batch_size=8, rng=3)
-    h2 = core.train_classifier(small_model(), x, y, epochs=2, batch_size=8, rng=3)
+    h1 = train.train_classifier(small_model(), x, y, epochs=2, batch_size=8, rng=3)
+    h2 = train.train_classifier(small_model(), x, y, epochs=2, batch_size=8, rng=3)
     assert h1 == h2
     assert h1["val_acc"] == []
 
@@ -231,12 +232,12 @@ def test_float32_model_stays_float32(rng):
     assert dx.dtype == np.float32
     for _, _, g in model.gradients():
         assert g.dtype == np.float32
-    for opt in (core.SGD(model, lr=0.01, momentum=0.9), core.Adam(model, lr=1e-3)):
+    for opt in (train.SGD(model, lr=0.01, momentum=0.9), train.Adam(model, lr=1e-3)):
         opt.step()
         opt.step()
         for _, _, p in model.parameters():
             assert p.dtype == np.float32
-    hist = core.train_classifier(model, x, y, epochs=1, batch_size=3)
+    hist = train.train_classifier(model, x, y, epochs=1, batch_size=3)
     assert np.isfinite(hist["loss"][0])
     for _, _, p in model.parameters():
         assert p.dtype == np.float32

@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import mlp_cnn_core as core  # noqa: E402
+import mlp_cnn_core as core
+import mlp_cnn_train as train  # noqa: E402
 from cnnviz import training as tr  # noqa: E402
 
 
@@ -46,10 +47,10 @@ def test_split_is_seeded(data):
 
 
 def test_network_shapes_and_parameters(data):
-    for pool, cls in [("max", core.MaxPool2D), ("avg", core.AvgPool2D)]:
+    for pool, cls in [("max", train.MaxPool2D), ("avg", train.AvgPool2D)]:
         net = tr.make_digits_cnn(pool, seed=3)
         kinds = [type(layer) for layer in net.layers]
-        assert kinds == [core.Conv2D, core.ReLU, cls, core.Conv2D, core.ReLU, cls, core.Flatten, core.Dense]
+        assert kinds == [train.Conv2D, train.ReLU, cls, train.Conv2D, train.ReLU, cls, train.Flatten, train.Dense]
         x = data.x_train[:5]
         shapes = []
         for layer in net.layers:
@@ -79,11 +80,11 @@ def test_train_digits_is_deterministic_and_uses_the_core(data):
     for key in ["loss", "test_loss", "train_acc", "test_acc"]:
         assert len(h1[key]) == 2 and h1[key] == h2[key]
     assert h1["seconds"] > 0
-    # the same as calling core.train_classifier epoch by epoch
+    # the same as calling train.train_classifier epoch by epoch
     net = tr.make_digits_cnn("avg", seed=0)
-    opt = core.Adam(net, lr=tr.LEARNING_RATE)
+    opt = train.Adam(net, lr=tr.LEARNING_RATE)
     for e in range(2):
-        h = core.train_classifier(net, data.x_train, data.y_train, epochs=1, batch_size=32, optimizer=opt,
+        h = train.train_classifier(net, data.x_train, data.y_train, epochs=1, batch_size=32, optimizer=opt,
                                   x_val=data.x_test, y_val=data.y_test, rng=4000 + e)
         assert h["loss"][0] == h1["loss"][e] and h["val_acc"][0] == h1["test_acc"][e]
     logits = net.forward(data.x_test)
@@ -93,8 +94,8 @@ def test_train_digits_is_deterministic_and_uses_the_core(data):
 def test_the_chapter_network_reaches_97_percent(data):
     net = tr.make_digits_cnn("max", seed=0)
     h = tr.train_digits(net, data, seed=0)
-    assert core.accuracy(net, data.x_test, data.y_test) >= 0.97
-    assert h["test_acc"][-1] == core.accuracy(net, data.x_test, data.y_test)
+    assert train.accuracy(net, data.x_test, data.y_test) >= 0.97
+    assert h["test_acc"][-1] == train.accuracy(net, data.x_test, data.y_test)
 
 
 def test_evaluate_matches_the_core(data):
@@ -132,7 +133,7 @@ def test_gradient_check_passes_a_correct_network_and_restores_it(data):
 
 
 def test_gradient_check_catches_a_broken_layer(data):
-    class HalfDenseGrad(core.Dense):
+    class HalfDenseGrad(train.Dense):
         def backward(self, dout):
             dx = super().backward(dout)
             self.grads["w"] = self.grads["w"] / 2   # wrong by a factor 2
