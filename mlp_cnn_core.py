@@ -38,7 +38,7 @@ __all__ = [
     "relu_forward", "relu_backward",
     "maxpool2d_forward", "maxpool2d_backward",
     "maxpool2d_forward_naive", "maxpool2d_backward_naive",
-    "maxpool2d_mask",
+    "maxpool2d_mask", "maxpool2d_winners", "WindowGeometry",
     "avgpool2d_forward", "avgpool2d_backward",
     "flatten_forward", "flatten_backward",
     "dense_forward", "dense_backward",
@@ -159,6 +159,30 @@ def _offset_slice(start: int, step: int, count: int) -> slice:
     return slice(start, start + step * (count - 1) + 1, step)
 
 
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Where the windows of a pooling or convolution layer sit (Chapter 3 draws them).
+
+    ``kernel_size``, ``stride``, ``padding`` are ``(h, w)`` pairs, ``in_size`` is the unpadded
+    input ``(H, W)`` and ``out_size`` the output ``(Ho, Wo)``.
+    """
+    kernel_size: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+    in_size: Tuple[int, int]
+    out_size: Tuple[int, int]
+
+    def input_cell(self, i: int, j: int, a: int, b: int) -> Tuple[int, int]:
+        """The input cell ``(row, col)`` at offset ``(a, b)`` of window ``(i, j)``; it lies
+        outside ``[0, H) x [0, W)`` when it is a padded cell."""
+        return (i * self.stride[0] - self.padding[0] + a, j * self.stride[1] - self.padding[1] + b)
+
+    def is_real(self, i: int, j: int, a: int, b: int) -> bool:
+        """True when offset ``(a, b)`` of window ``(i, j)`` is a cell of the input (not padding)."""
+        r, c = self.input_cell(i, j, a, b)
+        return 0 <= r < self.in_size[0] and 0 <= c < self.in_size[1]
+
+
 # ---------------------------------------------------------------------------
 # Max pooling
 # ---------------------------------------------------------------------------
@@ -181,6 +205,11 @@ class MaxPoolCache(_Cache):
     offset: np.ndarray = field(repr=False)
     out: np.ndarray = field(repr=False)
     x: np.ndarray = field(repr=False)
+
+    @property
+    def geometry(self) -> WindowGeometry:
+        return WindowGeometry(self.kernel_size, self.stride, self.padding, tuple(self.x_shape[-2:]),
+                              tuple(self.out.shape[-2:]))
 
     @property
     def rows(self) -> np.ndarray:
@@ -391,6 +420,38 @@ def maxpool2d_mask(cache):
     ones = np.ones(cache.out.shape, dtype=np.float64)
     counts = _maxpool_route(ones, cache, "first" if cache.ties == "first" else "all")
     return np.rint(counts).astype(np.int64)
+
+
+def maxpool2d_winners(x, kernel_size, stride=None, padding=0, ties="first"):
+    """Which cells of each window receive its gradient, and what share (Chapters 2 and 3).
+
+    Returns an array of shape ``x.shape[:-2] + (Ho, Wo, kh, kw)``: entry ``[..., i, j, a, b]`` is
+    the share of window ``(i, j)``'s upstream gradient that goes to the input cell
+    ``WindowGeometry.input_cell(i, j, a, b)``: 1 for the first maximum (``"first"``; a NaN wins,
+    the last NaN as in PyTorch), 1 for every tied maximum (``"all"``), ``1/t`` for each of ``t``
+    tied maxima (``"split"``); 0 elsewhere and on padded cells.  Summing ``winners * dout`` onto
+    those cells gives :func:`maxpool2d_backward`'s ``dx``.
+    """
+    out, cache = maxpool2d_forward(x, kernel_size, stride, padding, ties)
+    (kh, kw), (sh, sw), (ph, pw) = cache.kernel_size, cache.stride, cache.padding
+    H, W = cache.x_shape[-2:]
+    Ho, Wo = out.shape[-2:]
+    win = np.zeros(out.shape + (kh, kw), dtype=cache.x.dtype)
+    if ties == "first":
+        np.put_along_axis(win.reshape(out.shape + (kh * kw,)), cache.offset[..., None].astype(np.intp),
+                          1, axis=-1)
+        return win
+    xp = _pad_last2(cache.x, ph, pw, -np.inf)
+    rows = np.arange(Ho) * sh - ph
+    cols = np.arange(Wo) * sw - pw
+    for a in range(kh):
+        for b in range(kw):
+            v = xp[..., _offset_slice(a, sh, Ho), _offset_slice(b, sw, Wo)]
+            real = ((rows + a >= 0) & (rows + a < H))[:, None] & ((cols + b >= 0) & (cols + b < W))[None, :]
+            win[..., a, b] = ((v == out) | (np.isnan(v) & np.isnan(out))) & real
+    if ties == "split":
+        win /= win.sum(axis=(-2, -1), keepdims=True)
+    return win
 
 
 def expand_gradient(dout, kernel_size):
