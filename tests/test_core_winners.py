@@ -161,7 +161,7 @@ def test_window_geometry_is_a_frozen_named_record():
     assert (geo.kernel_size, geo.stride, geo.padding, geo.in_size, geo.out_size) == \
         ((3, 3), (2, 1), (1, 1), (5, 7), (3, 7))
     assert geo.input_cell(0, 0, 0, 0) == (-1, -1)
-    assert geo.input_cell(2, 6, 2, 2) == (4, 7)
-    assert not geo.is_real(2, 6, 2, 2) and geo.is_real(2, 5, 2, 2)
+    assert geo.input_cell(2, 6, 2, 2) == (5, 7)
+    assert not geo.is_real(2, 6, 2, 2) and geo.is_real(2, 5, 1, 2)
     with pytest.raises(Exception):
         geo.stride = (1, 1)
