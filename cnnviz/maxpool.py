@@ -441,3 +441,115 @@ def routing_figure(x, kernel: int, stride: int, dout, titles: Optional[Sequence[
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The explorable (drawn in the browser from precomputed states)
+# ---------------------------------------------------------------------------------------------
+
+from .explorable import Explorable, action, cell_id, control, link, panel, window  # noqa: E402
+
+
+def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
+    """Everything the routing picture shows for input ``x`` (H, W), window ``k``, stride ``s`` and
+    upstream gradient ``dout``: the pooled output, the winners, the routed gradient, and for every
+    cell what it is linked to.  All numbers come from ``mlp_cnn_core``."""
+    H, W = x.shape
+    y, cache = core.maxpool2d_forward(x, k, s)
+    dx = core.maxpool2d_backward(dout, cache)
+    won = core.maxpool2d_mask(cache)
+    rows, cols = cache.rows, cache.cols
+    Ho, Wo = y.shape
+    fmt = format_value
+    win_cls = np.where(won > 0, "win", "")
+    lim = float(np.max(np.abs(dx))) or 1.0
+    panels = [
+        panel("x", f"input x ({H}×{W})", x, classes=win_cls),
+        panel("y", f"output y = maxpool(x) ({Ho}×{Wo})", y),
+        panel("dy", "upstream dL/dy", dout, scale="div", limit=lim),
+        panel("dx", "dL/dx (routed)", dx, scale="div", limit=lim, classes=win_cls),
+    ]
+    links = {}
+    for i in range(Ho):
+        for j in range(Wo):
+            r, c = int(rows[i, j]), int(cols[i, j])
+            box = window("x", i * s, j * s, min(k, H - i * s), min(k, W - j * s))
+            text = (f"y[{i},{j}] = {fmt(y[i, j])}, the maximum of its window, won by x[{r},{c}]: "
+                    f"its gradient dL/dy[{i},{j}] = {fmt(dout[i, j])} goes to dL/dx[{r},{c}] and nowhere else.")
+            lk = link([cell_id("x", r, c), cell_id("dx", r, c), cell_id("y", i, j), cell_id("dy", i, j)], [box], text)
+            links[cell_id("y", i, j)] = links[cell_id("dy", i, j)] = lk
+    for r in range(H):
+        for c in range(W):
+            wins = [(i, j) for i in range(Ho) for j in range(Wo) if rows[i, j] == r and cols[i, j] == c]
+            inside = [(i, j) for i in range(Ho) for j in range(Wo)
+                      if i * s <= r < i * s + k and j * s <= c < j * s + k]
+            if not inside:
+                text = f"x[{r},{c}] lies in no window (the stride skips it): dL/dx[{r},{c}] = 0."
+            elif not wins:
+                text = (f"x[{r},{c}] = {fmt(x[r, c])} is in {len(inside)} window(s) but wins none: "
+                        f"dL/dx[{r},{c}] = 0.")
+            else:
+                terms = " + ".join(fmt(dout[i, j]) for i, j in wins)
+                text = (f"x[{r},{c}] = {fmt(x[r, c])} wins {len(wins)} of the {len(inside)} window(s) it is in: "
+                        f"dL/dx[{r},{c}] = {terms} = {fmt(dx[r, c])}.")
+            cells = [cell_id("x", r, c), cell_id("dx", r, c)]
+            cells += [cell_id(p, i, j) for i, j in wins for p in ("y", "dy")]
+            boxes = [window("x", i * s, j * s, min(k, H - i * s), min(k, W - j * s)) for i, j in inside]
+            links[cell_id("x", r, c)] = links[cell_id("dx", r, c)] = link(cells, boxes, text)
+    caption = (f"Sum of dL/dx = {fmt(dx.sum())} = sum of dL/dy = {fmt(dout.sum())}: "
+               "each window passes its gradient to exactly one cell (the first maximum).")
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("y", 0, 0)}
+
+
+class MaxPoolRouting(Explorable):
+    """Chapter 2: where each output cell's gradient goes in max pooling.
+
+    Controls: input size, window k, stride s, the upstream gradient (all ones or random small
+    integers).  Actions (kernel): new random values, or a typed input matrix."""
+
+    TITLE = "Max pooling backward: follow each gradient"
+
+    def __init__(self, seed: int = 12, x=None, **kw):
+        super().__init__(seed=int(seed), x=None if x is None else np.asarray(x, dtype=float).tolist(), **kw)
+
+    def _x(self, size: int) -> np.ndarray:
+        if self.config.get("x") is not None:
+            return np.asarray(self.config["x"], dtype=float)
+        return random_input(size, self.config["seed"])
+
+    def make_controls(self):
+        typed = self.config.get("x")
+        sizes = [len(typed)] if typed is not None else list(range(2, 9))
+        return [
+            control("size", "input size", sizes, default=sizes[min(3, len(sizes) - 1)],
+                    labels=[f"{n}×{n}" for n in sizes]),
+            control("k", "window k", [1, 2, 3, 4], default=3),
+            control("s", "stride s", [1, 2, 3, 4], default=2),
+            control("upstream", "upstream dL/dy", ["ones", "random"], default="random", kind="select",
+                    labels=["all ones", "random integers"]),
+        ]
+
+    def make_actions(self):
+        return [action("new", "new random values"),
+                action("matrix", "use this input", kind="text", placeholder="e.g. 1 2 3; 4 5 6; 7 8 9")]
+
+    def act(self, name, value):
+        if name == "new":
+            self.config = {**self.config, "seed": int(self.config["seed"]) + 1, "x": None}
+        elif name == "matrix":
+            x = parse_matrix(str(value or ""))
+            if x.shape[0] != x.shape[1] or not 2 <= x.shape[0] <= 8:
+                raise ValueError(f"the input must be square, 2×2 to 8×8; got {x.shape[0]}×{x.shape[1]}")
+            self.config = {**self.config, "x": x.tolist()}
+            self.values = {**self.values, "size": x.shape[0]}
+        else:
+            super().act(name, value)
+
+    def state(self, size, k, s, upstream):
+        x = self._x(size)
+        if k > size:
+            return {"message": f"The window ({k}×{k}) is larger than the input ({size}×{size}): "
+                               "there is no output. Make the window smaller or the input larger."}
+        Ho = Wo = (size - k) // s + 1
+        dout = np.ones((Ho, Wo)) if upstream == "ones" else random_upstream((Ho, Wo), self.config["seed"])
+        return routing_state(x, k, s, dout)
