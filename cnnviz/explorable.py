@@ -74,7 +74,7 @@ def control(name: str, label: str, options: Sequence[Any], default: Any = None, 
         raise ValueError(f"kind must be 'slider', 'select' or 'toggle', got {kind!r}")
     if not options:
         raise ValueError(f"control {name!r} needs at least one option")
-    if kind == "toggle" and options != [False, True]:
+    if kind == "toggle" and (options != [False, True] or not all(isinstance(o, bool) for o in options)):
         raise ValueError(f"a toggle's options must be [False, True], got {options!r}")
     default = options[0] if default is None else default
     if default not in options:
@@ -122,6 +122,8 @@ def panel(pid: str, title: str, values, *, text=None, fmt: Optional[str] = None,
     the values, formatted).  ``classes`` (2-D strings, space-separated) mark cells: ``win`` (a
     winner), ``tie``, ``pad`` (padding), ``dim``, ``sel`` (selected), ``zero``.
     """
+    if scale not in ("seq", "div", "none"):
+        raise ValueError(f"scale must be 'seq', 'div' or 'none', got {scale!r}")
     M = np.asarray(values, dtype=float)
     if M.ndim != 2:
         raise ValueError(f"panel {pid!r}: values must be 2-D, got shape {M.shape}")
@@ -141,8 +143,6 @@ def panel(pid: str, title: str, values, *, text=None, fmt: Optional[str] = None,
                 else:
                     f = 0.0 if hi == lo else (v - lo) / (hi - lo)
                 fill[r][c] = round(f, 3)
-    elif scale not in ("seq", "div", "none"):
-        raise ValueError(f"scale must be 'seq', 'div' or 'none', got {scale!r}")
     if text is None:
         text = [[_text(M[r, c], fmt) for c in range(C)] for r in range(R)]
     else:

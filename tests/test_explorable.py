@@ -1,0 +1,130 @@
+"""The explorable base (cnnviz.explorable): controls, states, actions, messages, repr, rebuild."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cnnviz import explorable as ex
+
+
+class Doubler(ex.Explorable):
+    """A toy explorable: doubles a seeded matrix; an action draws a new one."""
+
+    TITLE = "Doubler"
+
+    def __init__(self, seed=0, **kw):
+        super().__init__(seed=int(seed), **kw)
+
+    def make_controls(self):
+        return [ex.control("n", "size", [1, 2, 3], default=2),
+                ex.control("neg", "negate", [False, True], kind="toggle"),
+                ex.control("mode", "mode", ["a", "b"], kind="select", labels=["A", "B"])]
+
+    def make_actions(self):
+        return [ex.action("new", "new values"), ex.action("fail", "fail")]
+
+    def act(self, name, value):
+        if name == "new":
+            self.config = {**self.config, "seed": self.config["seed"] + 1}
+        elif name == "fail":
+            raise ValueError("cannot do that")
+        else:
+            super().act(name, value)
+
+    def state(self, n, neg, mode):
+        if mode == "b" and n == 3:
+            return {"message": "no <b>B</b> for 3×3"}
+        x = np.random.default_rng(self.config["seed"]).integers(-3, 4, size=(n, n)).astype(float)
+        y = -2 * x if neg else 2 * x
+        return {"panels": [ex.panel("x", "x", x), ex.panel("y", "y", y, scale="div")],
+                "links": {ex.cell_id("x", 0, 0): ex.link([ex.cell_id("y", 0, 0)], [ex.window("x", 0, 0, 1, 1)], "x→y")},
+                "caption": f"sum {y.sum():g}"}
+
+
+def test_every_combination_has_a_state_under_its_key():
+    w = Doubler()
+    assert len(w.states) == 3 * 2 * 2
+    assert set(w.states) == {f"{n}|{neg}|{m}" for n in (1, 2, 3) for neg in ("false", "true") for m in "ab"}
+    assert w.values == {"n": 2, "neg": False, "mode": "a"}
+    s = w.current()
+    x = np.random.default_rng(0).integers(-3, 4, size=(2, 2)).astype(float)
+    assert s["panels"][1]["text"] == [[f"{v:g}" for v in row] for row in 2 * x]
+
+
+def test_set_changes_the_current_state_and_rejects_unknown_values():
+    w = Doubler()
+    s = w.set(neg=True)
+    x = np.random.default_rng(0).integers(-3, 4, size=(2, 2)).astype(float)
+    assert s["caption"] == f"sum {(-2 * x).sum():g}"
+    assert w.set(mode="b", n=3) == {"message": "no <b>B</b> for 3×3"}
+    with pytest.raises(ValueError, match="n must be one of"):
+        w.set(n=7)
+    with pytest.raises(ValueError, match="no control named 'size'"):
+        w.set(size=2)
+    with pytest.raises(ValueError, match="n must be one of"):
+        Doubler(values={"n": 9})
+
+
+def test_action_recomputes_every_state_and_errors_are_sent_back():
+    w = Doubler()
+    before = json.dumps(w.states, sort_keys=True)
+    sent = []
+    w.send = sent.append
+    w._on_msg(w, {"type": "hello"}, [])
+    w._on_msg(w, {"type": "action", "name": "new", "value": None}, [])
+    assert w.config["seed"] == 1 and json.dumps(w.states, sort_keys=True) != before
+    w._on_msg(w, {"type": "action", "name": "fail", "value": None}, [])
+    w._on_msg(w, {"type": "action", "name": "nope", "value": None}, [])
+    assert sent[0] == {"type": "kernel"}
+    assert sent[1] == {"type": "done", "name": "new"}
+    assert sent[2] == {"type": "error", "name": "fail", "text": "cannot do that"}
+    assert sent[3]["type"] == "error" and "no action 'nope'" in sent[3]["text"]
+
+
+def test_rebuild_recomputes_a_saved_explorable_from_its_config():
+    w = Doubler(seed=5)
+    w.run_action("new")
+    again = ex.rebuild("Doubler", w.config)
+    assert again.states == w.states
+    with pytest.raises(ValueError, match="unknown explorable 'Nope'"):
+        ex.rebuild("Nope", {})
+
+
+def test_repr_is_deterministic_and_says_how_to_use_it():
+    assert repr(Doubler()) == repr(Doubler(seed=3))
+    assert "run this cell" in repr(Doubler()) and "0x" not in repr(Doubler())
+
+
+def test_panel_colours_text_and_classes():
+    p = ex.panel("g", "gradient", [[-2.0, 0.0], [1.0, np.nan]], scale="div")
+    assert p["fill"] == [[-1.0, 0.0], [0.5, None]]
+    assert p["text"] == [["-2", "0"], ["1", "NaN"]]
+    p = ex.panel("x", "x", [[1, 3]], classes=[["win", ""]], text=[["a", 3.25]])
+    assert p["fill"] == [[0.0, 1.0]] and p["classes"] == [["win", ""]] and p["text"] == [["a", "3.25"]]
+    assert ex.panel("c", "c", [[4, 4]])["fill"] == [[0.0, 0.0]]
+    with pytest.raises(ValueError, match="values must be 2-D"):
+        ex.panel("v", "v", [1, 2])
+    with pytest.raises(ValueError, match="classes must have the values' shape"):
+        ex.panel("v", "v", [[1, 2]], classes=[["a"]])
+    with pytest.raises(ValueError, match="scale must be"):
+        ex.panel("v", "v", [[1]], scale="rainbow")
+
+
+def test_control_validation():
+    with pytest.raises(ValueError, match="default 5 is not one of"):
+        ex.control("k", "k", [1, 2], default=5)
+    with pytest.raises(ValueError, match="toggle's options"):
+        ex.control("t", "t", [0, 1], kind="toggle")
+    with pytest.raises(ValueError, match="2 labels for 3 options"):
+        ex.control("k", "k", [1, 2, 3], labels=["a", "b"])
+    c = ex.control("b", "bias", [-0.5, 0.0, 1.0])
+    assert c["keys"] == ["-0.5", "0", "1"] and c["labels"] == ["-0.5", "0", "1"]
+    assert ex.state_key([True, 2.0, "x"]) == "true|2|x"
+
+
+def test_states_are_json_safe():
+    w = Doubler()
+    json.dumps({"states": w.states, "controls": w.controls}, allow_nan=False)
+    assert 0 < w.payload_size() < 5000
