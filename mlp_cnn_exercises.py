@@ -192,10 +192,16 @@ def _diagnose(ex: _Exercise, case: _Case, k: int, got: np.ndarray) -> str:
             continue
         if wrong is None or wrong[k] is None:
             continue
-        wrong = np.asarray(wrong[k], dtype=np.float64)
-        if wrong.shape == got.shape and np.allclose(got, wrong, rtol=RTOL, atol=ATOL, equal_nan=True):
+        if _same(got, np.asarray(wrong[k], dtype=np.float64)):
             return bug.hint
     return case.hint
+
+
+def _same(got: np.ndarray, wrong: np.ndarray) -> bool:
+    """Equal within tolerance, counting any two non-finite values (inf, nan) as alike."""
+    finite = np.isfinite(got)
+    return (got.shape == wrong.shape and np.array_equal(finite, np.isfinite(wrong))
+            and np.allclose(got[finite], wrong[finite], rtol=RTOL, atol=ATOL))
 
 
 # --- formatting --------------------------------------------------------------
@@ -367,10 +373,11 @@ def _conv_kernel(w):
     return w.shape[-2:]
 
 
-def _conv_dx_with(kernel_for_rotation):
-    """dx by the rotated-kernel formula, with the rotation replaced by something else."""
+def _conv_dx_with(instead_of_rot180):
+    """dx by the rotated-kernel formula with ``instead_of_rot180(w)`` where rot180(w) belongs
+    (the core's formula rotates what it is given, so it is given the rotation of that)."""
     def bug(dout, x, w, stride, padding):
-        used = kernel_for_rotation(w)
+        used = instead_of_rot180(w)
         if used is None:
             return None
         dx = core.conv2d_input_grad_rotated(dout, core.rot180(used), x.shape, stride, padding)
@@ -401,13 +408,15 @@ def _softmax_rows(logits, shift):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _ce_from(p, labels, n_divisions=1):
-    """(loss, dlogits) computed from probabilities ``p``, the batch mean taken ``n_divisions`` times."""
+def _ce_from(logits, labels, shift):
+    """(loss, dlogits) with ``shift`` subtracted from the logits instead of each row's max."""
     rows = np.arange(len(labels))
-    N = len(labels) ** n_divisions
-    d = p.copy()
+    z = logits - shift
+    e = np.exp(z)
+    loss = -(z[rows, labels] - np.log(e.sum(axis=1))).mean()
+    d = e / e.sum(axis=1, keepdims=True)
     d[rows, labels] -= 1
-    return -np.log(p[rows, labels]).sum() / N, d / N
+    return loss, d / len(labels)
 
 
 def _ce_scaled(factor):
@@ -662,7 +671,7 @@ _CONV_BACKWARD = _Exercise(
                  "db": "db has one entry per filter, shape (F,): dout.sum(axis=(0, 2, 3))"},
     reference=_conv_backward,
     bugs=(
-        _Bug("the kernel is not rotated: " + _ROT_HINT, _conv_dx_with(core.rot180)),
+        _Bug("the kernel is not rotated: " + _ROT_HINT, _conv_dx_with(lambda w: w)),
         _Bug("rot180(w) is not the transpose: flip both spatial axes (w[..., ::-1, ::-1]), do not swap "
              "them (w.T); " + _ROT_HINT,
              _conv_dx_with(lambda w: w.swapaxes(-1, -2) if w.shape[-1] == w.shape[-2] else None)),
@@ -736,13 +745,14 @@ _SOFTMAX_CE = _Exercise(
         _Bug("missing /N: " + _N_HINT, _ce_scaled(lambda n: n)),
         _Bug("/N applied twice: " + _N_HINT, _ce_scaled(lambda n: 1 / n)),
         _Bug("no max subtraction: " + _MAX_HINT,
-             lambda z, y: _ce_from(_softmax_rows(z, 0), y)),
+             lambda z, y: _ce_from(z, y, 0.0)),
         _Bug("subtract the max of each row (axis=1, keepdims=True), not of the whole array: a row far "
              "below the global max underflows to 0/0",
-             lambda z, y: _ce_from(_softmax_rows(z, z.max()), y)),
+             lambda z, y: _ce_from(z, y, z.max())),
         _Bug("log(softmax) underflows to log(0) = -inf: compute log p = shifted - log(sum(exp(shifted))) "
              "from the shifted logits",
-             lambda z, y: (_ce_from(_softmax_rows(z, z.max(axis=1, keepdims=True)), y)[0], None)),
+             lambda z, y: (-np.log(_softmax_rows(z, z.max(axis=1, keepdims=True))[np.arange(len(y)), y]).mean(),
+                           None)),
         _Bug("subtract 1 at the label: dlogits = (p - one_hot(labels)) / N",
              lambda z, y: (None, _softmax_rows(z, z.max(axis=1, keepdims=True)) / len(y))),
     ),
