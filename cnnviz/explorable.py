@@ -23,7 +23,8 @@ A state is a dict::
 
 or ``{"message": "why there is nothing to draw"}`` for an impossible combination.  A panel is
 built with :func:`panel`; a cell id is ``"<panel id>:<row>:<col>"`` (see :func:`cell_id`); a link
-is built with :func:`link`.
+is built with :func:`link`.  Cells that share one link store it once (the others hold the id of the
+first cell that has it).
 """
 from __future__ import annotations
 
@@ -192,6 +193,27 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _share_links(state: Dict[str, Any]) -> Dict[str, Any]:
+    """Store a link that several cells share once: the others hold the first cell's id."""
+    links = state.get("links")
+    if not links:
+        return state
+    first: Dict[str, str] = {}
+    shared = {}
+    for cid, lk in links.items():
+        key = json.dumps(lk, sort_keys=True)
+        if key in first:
+            shared[cid] = first[key]
+        else:
+            first[key] = cid
+            shared[cid] = lk
+    return {**state, "links": shared}
+
+
+def _page_states(states: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: _share_links(v) for k, v in states.items()}
+
+
 class Explorable(anywidget.AnyWidget):
     """Base class of the book's explorables (see the module docstring)."""
 
@@ -206,7 +228,8 @@ class Explorable(anywidget.AnyWidget):
     controls = traitlets.List().tag(sync=True)
     actions = traitlets.List().tag(sync=True)
     values = traitlets.Dict().tag(sync=True)
-    states = traitlets.Dict().tag(sync=True)
+    # The page stores each shared link once (see _share_links); Python keeps the full states.
+    states = traitlets.Dict().tag(sync=True, to_json=lambda states, widget: _page_states(states))
     needs_kernel = traitlets.Unicode(NEEDS_KERNEL).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs):
@@ -291,9 +314,13 @@ class Explorable(anywidget.AnyWidget):
         self.values = new
         return self.current()
 
+    def page_states(self) -> Dict[str, Any]:
+        """The states as the page stores them (a link shared by several cells stored once)."""
+        return _page_states(self.states)
+
     def payload_size(self) -> int:
         """Gzipped bytes of everything the page stores for this explorable's drawings."""
-        return gzip_size({"states": self.states, "controls": self.controls})
+        return gzip_size({"states": self.page_states(), "controls": self.controls})
 
     def __repr__(self) -> str:
         # Shown where the widget cannot be drawn (a notebook before it runs): say what it is.

@@ -128,3 +128,13 @@ def test_states_are_json_safe():
     w = Doubler()
     json.dumps({"states": w.states, "controls": w.controls}, allow_nan=False)
     assert 0 < w.payload_size() < 5000
+
+
+def test_the_page_stores_a_shared_link_once():
+    w = Doubler()
+    state = {"links": {"a:0:0": ex.link(["b:0:0"], text="t"), "b:0:0": ex.link(["b:0:0"], text="t"),
+                       "c:0:0": ex.link(["c:0:0"], text="u")}}
+    w.states = {"k": state}
+    page = w.page_states()["k"]["links"]
+    assert page == {"a:0:0": state["links"]["a:0:0"], "b:0:0": "a:0:0", "c:0:0": state["links"]["c:0:0"]}
+    assert w.states["k"] is state  # Python keeps the full state

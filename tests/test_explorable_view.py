@@ -30,8 +30,11 @@ def all_explorables():
 
 
 def model_json(widget) -> dict:
-    return {k: getattr(widget, k) for k in
-            ("kind", "title", "config", "controls", "actions", "values", "states", "needs_kernel")}
+    """The widget's model as the page holds it."""
+    model = {k: getattr(widget, k) for k in ("kind", "title", "config", "controls", "actions", "values",
+                                             "needs_kernel")}
+    model["states"] = widget.page_states()
+    return model
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists() or shutil.which("node") is None

@@ -248,9 +248,15 @@ function render({ model, el }) {
     for (const o of panelsBox.querySelectorAll("g.cnnx-overlay")) o.replaceChildren();
   }
 
+  // A link shared by several cells is stored once; the others hold that cell's id.
+  function linkOf(id) {
+    const lk = id && state && state.links ? state.links[id] : null;
+    return typeof lk === "string" ? state.links[lk] : lk;
+  }
+
   function showLink(id) {
     clearHighlight();
-    const lk = id && state && state.links ? state.links[id] : null;
+    const lk = linkOf(id);
     if (!id || !lk) {
       info.innerHTML = state && state.links && Object.keys(state.links).length
         ? "Hover, tap or use the arrow keys on a cell to follow its gradient." : "";

@@ -179,9 +179,10 @@ async function timedInput(page, act) {
       const cell = `svg[data-panel="${pid}"] g.cnnx-cell[data-r="${r}"][data-c="${c}"]`;
       await page.hover(cell);
       const info = await page.evaluate(() => document.querySelector(".cnnx-info").textContent);
-      if (info !== stripTags(state.links[id].text)) failures.push(`${where0}: hovering ${id} shows ${JSON.stringify(info)}`);
+      const lk = typeof state.links[id] === "string" ? state.links[state.links[id]] : state.links[id];
+      if (info !== stripTags(lk.text)) failures.push(`${where0}: hovering ${id} shows ${JSON.stringify(info)}`);
       const lit = await page.evaluate(() => Array.from(document.querySelectorAll("g.cnnx-cell.hl")).map((g) => g.dataset.id).sort());
-      const want = state.links[id].cells.filter((x) => x !== id).sort();
+      const want = lk.cells.filter((x) => x !== id).sort();
       if (!want.every((x) => lit.includes(x))) failures.push(`${where0}: hovering ${id} lit ${lit}, expected ${want}`);
       await page.click(cell);
       await page.mouse.move(1, 1);
