@@ -163,8 +163,18 @@ def _compare(ex: _Exercise, case: _Case, result) -> None:
             idx = _first(~close)
             what = (f"{out}{_fmt_index(idx)}: expected {_num(exp[idx])}, got {_num(arr[idx])} "
                     f"({np.count_nonzero(~close)} of {close.size} values differ)")
-            raise _Mismatch(what, _diagnose(ex, case, k, arr),
-                            ((f"expected {out}", exp), (f"your {out}", arr)), idx[:-2])
+            hint = _diagnose(ex, case, k, arr.astype(np.float64))
+            if hint == case.hint and arr.dtype != np.float64:
+                hint = _dtype_hint(out, arr)
+            raise _Mismatch(what, hint, ((f"expected {out}", exp), (f"your {out}", arr)), idx[:-2])
+        if arr.dtype != np.float64:
+            raise _Mismatch(f"{out} has dtype {arr.dtype}, expected float64 (the inputs' dtype)",
+                            _dtype_hint(out, arr))
+
+
+def _dtype_hint(out: str, arr: np.ndarray) -> str:
+    return (f"{out} has dtype {arr.dtype}: compute in float64 like the inputs (np.zeros_like(x) keeps "
+            f"x's dtype; np.zeros(shape) is float64; dtype=int truncates, float32 rounds)")
 
 
 def _result_arrays(ex: _Exercise, result) -> tuple:
@@ -178,7 +188,7 @@ def _result_arrays(ex: _Exercise, result) -> tuple:
         if arr.dtype.kind not in "biuf":
             raise _Mismatch(f"{out} is {_short(value)}, not an array of numbers",
                             f"return {out} as a numpy array of floats ({ex.shape_hints[out]})")
-        arrays.append(arr.astype(np.float64))
+        arrays.append(arr)
     return tuple(arrays)
 
 
@@ -347,15 +357,18 @@ def _stride_forgotten(backward, kernel_hw):
     return bug
 
 
-def _zero_padded(pool):
-    """Max pooling with the input padded by zeros instead of -inf."""
+def _padded_by_hand(pool, value, before, after):
+    """Max pooling of ``x`` padded by hand with ``value`` (``before``/``after`` times the padding on
+    each side of H and W), then pooled without padding: ``value=0`` is the zero-padding bug,
+    ``before=0`` the bug of windows starting at ``i*stride`` (the padding ignored)."""
     def bug(*args):
         *dout, x, k, s, p = args
         if p == 0:
             return None
-        xp = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(p, p), (p, p)])
+        H, W = x.shape[-2:]
+        xp = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(before * p, after * p)] * 2, constant_values=value)
         out = pool(*dout, xp, k, s, 0)
-        return (out[..., p:-p, p:-p] if dout else out,)
+        return (out[..., before * p:before * p + H, before * p:before * p + W] if dout else out,)
     return bug
 
 
@@ -482,9 +495,12 @@ def check_relu_backward(fn):
 _TIE_HINT = ("a tie: only the FIRST maximum of a window in row-major order (what np.argmax returns) "
              "receives the gradient, as in PyTorch; the mask x == max gives it to every tied maximum")
 _OVERLAP_HINT = ("windows overlap (stride < kernel_size): a cell that wins several windows receives "
-                 "the sum of their gradients, so accumulate with +=, never =")
+                 "the sum of their gradients, so accumulate with += in a loop or np.add.at when "
+                 "vectorised, never = (nor a fancy-indexed dx[rows, cols] += ..., which keeps one)")
 _PAD_HINT = ("padded cells act as -inf, never as 0: with an all-negative input a zero pad would win "
              "the window; window (i, j) starts at row i*stride - padding of the unpadded input")
+_PAD_IGNORED_HINT = ("padding ignored: window (i, j) starts at row i*stride - padding, column j*stride - padding "
+                     "of the unpadded input (or pad x with -inf first and start at i*stride)")
 _STRIDE_HINT = ("window (i, j) starts at row i*stride - padding, column j*stride - padding; "
                 "Ho = (H + 2*padding - kernel_size) // stride + 1, and cells after the last window get 0")
 
@@ -526,7 +542,8 @@ _MAXPOOL_FORWARD = _Exercise(
     shape_hints={"out": f"out is (N, C, Ho, Wo) with {_MAXPOOL_SHAPE_HINT}"},
     reference=_maxpool_forward,
     bugs=(
-        _Bug(_PAD_HINT, _zero_padded(_maxpool_forward)),
+        _Bug(_PAD_HINT, _padded_by_hand(_maxpool_forward, 0.0, 1, 1)),
+        _Bug(_PAD_IGNORED_HINT, _padded_by_hand(_maxpool_forward, -np.inf, 0, 2)),
         _Bug("stride forgotten: " + _STRIDE_HINT,
              lambda x, k, s, p: None if s == 1 else
              (_maxpool_forward(x, k, 1, p)[..., :core.pool_output_size(x.shape[-2], k, s, p),
@@ -550,7 +567,8 @@ _MAXPOOL_BACKWARD = _Exercise(
              _assigned(_maxpool_backward, _avgpool_backward)),
         _Bug("two bugs: " + _TIE_HINT + "; and " + _OVERLAP_HINT,
              _assigned(lambda *a: _maxpool_backward(*a, ties="all"), _avgpool_backward)),
-        _Bug(_PAD_HINT, _zero_padded(_maxpool_backward)),
+        _Bug(_PAD_HINT, _padded_by_hand(_maxpool_backward, 0.0, 1, 1)),
+        _Bug(_PAD_IGNORED_HINT, _padded_by_hand(_maxpool_backward, -np.inf, 0, 2)),
         _Bug("stride forgotten: " + _STRIDE_HINT, _stride_forgotten(_maxpool_backward, _pool_kernel)),
         _Bug("multiply the mask by dout: each window sends its own upstream gradient, not 1",
              lambda dout, x, k, s, p: (_maxpool_backward(np.ones_like(dout), x, k, s, p),)),
@@ -614,7 +632,9 @@ _AVGPOOL_BACKWARD = _Exercise(
     shape_hints={"dx": "dx has the shape of x"},
     reference=_avgpool_backward,
     bugs=(
-        _Bug("count_include_pad=False is not the convention here: " + _INCLUDE_PAD_HINT, _count_exclude_pad),
+        _Bug("your windows divide by their number of real cells (count_include_pad=False); here, as in "
+             "PyTorch's default count_include_pad=True, every window divides by kernel_size**2, padded "
+             "cells included", _count_exclude_pad),
         _Bug(_OVERLAP_HINT.replace("wins", "belongs to"), _assigned(_avgpool_backward, _avgpool_backward)),
         _Bug("stride forgotten: " + _STRIDE_HINT, _stride_forgotten(_avgpool_backward, _pool_kernel)),
         _Bug("divide by kernel_size**2, the number of cells in a window: " + _SHARE_HINT,
@@ -672,8 +692,8 @@ _CONV_BACKWARD = _Exercise(
     reference=_conv_backward,
     bugs=(
         _Bug("the kernel is not rotated: " + _ROT_HINT, _conv_dx_with(lambda w: w)),
-        _Bug("rot180(w) is not the transpose: flip both spatial axes (w[..., ::-1, ::-1]), do not swap "
-             "them (w.T); " + _ROT_HINT,
+        _Bug("rot180(w) is not the transpose: flip both spatial axes, w[..., ::-1, ::-1], do not swap "
+             "them (w.T, swapaxes); dx is the full correlation of dout with rot180(w)",
              _conv_dx_with(lambda w: w.swapaxes(-1, -2) if w.shape[-1] == w.shape[-2] else None)),
         _Bug("dx[:, c] sums dout[:, f] correlated with rot180(w[f, c]) over the filters f: "
              "the kernel's channel axes swap roles (w.transpose(1, 0, 2, 3))",
@@ -744,11 +764,11 @@ _SOFTMAX_CE = _Exercise(
     bugs=(
         _Bug("missing /N: " + _N_HINT, _ce_scaled(lambda n: n)),
         _Bug("/N applied twice: " + _N_HINT, _ce_scaled(lambda n: 1 / n)),
-        _Bug("no max subtraction: " + _MAX_HINT,
-             lambda z, y: _ce_from(z, y, 0.0)),
         _Bug("subtract the max of each row (axis=1, keepdims=True), not of the whole array: a row far "
              "below the global max underflows to 0/0",
              lambda z, y: _ce_from(z, y, z.max())),
+        _Bug("no max subtraction: " + _MAX_HINT,
+             lambda z, y: _ce_from(z, y, 0.0)),
         _Bug("log(softmax) underflows to log(0) = -inf: compute log p = shifted - log(sum(exp(shifted))) "
              "from the shifted logits",
              lambda z, y: (-np.log(_softmax_rows(z, z.max(axis=1, keepdims=True))[np.arange(len(y)), y]).mean(),

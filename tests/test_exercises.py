@@ -27,12 +27,13 @@ CHECKERS = (check_relu_backward, check_maxpool_forward, check_maxpool_backward,
 # Correct implementations, with knobs that turn them into the classic bugs
 # ---------------------------------------------------------------------------
 
-def windows(dout_shape, k_hw, stride, padding):
-    """Every window (i, j) of the padded input as (i, j, row slice, column slice)."""
+def windows(dout_shape, k_hw, stride, offset=0):
+    """Every window (i, j) of the padded input as (i, j, row slice, column slice)
+    (``offset`` shifts them: the "padding ignored" bug)."""
     kh, kw = k_hw
     for i in range(dout_shape[-2]):
         for j in range(dout_shape[-1]):
-            r, c = i * stride, j * stride
+            r, c = i * stride + offset, j * stride + offset
             yield i, j, slice(r, r + kh), slice(c, c + kw)
 
 
@@ -48,12 +49,13 @@ def relu_backward(dout, x, zero_passes=False):
     return dout * ((x >= 0) if zero_passes else (x > 0))
 
 
-def maxpool_forward(x, k, s, p, pad_value=-np.inf, use_stride=True):
+def maxpool_forward(x, k, s, p, pad_value=-np.inf, use_stride=True, use_padding=True):
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
     xp = pad(x, p, pad_value)
     out = np.empty((N, C, Ho, Wo))
-    for i, j, rows, cols in windows(out.shape, (k, k), s if use_stride else 1, p):
+    offset = 0 if use_padding else p  # "padding ignored": windows start p cells too far
+    for i, j, rows, cols in windows(out.shape, (k, k), s if use_stride else 1, offset):
         out[:, :, i, j] = xp[:, :, rows, cols].max(axis=(2, 3))
     return out
 
@@ -66,9 +68,7 @@ def maxpool_backward(dout, x, k, s, p, ties="first", accumulate=True, pad_value=
     offset = 0 if use_padding else p  # "padding ignored": windows start p cells too far
     for n in range(N):
         for c in range(C):
-            for i, j, rows, cols in windows(dout.shape, (k, k), s if use_stride else 1, p):
-                rows, cols = slice(rows.start + offset, rows.stop + offset), slice(cols.start + offset,
-                                                                                    cols.stop + offset)
+            for i, j, rows, cols in windows(dout.shape, (k, k), s if use_stride else 1, offset):
                 win = xp[n, c, rows, cols]
                 if ties == "first":
                     mask = np.zeros(win.shape)
@@ -85,8 +85,9 @@ def maxpool_backward(dout, x, k, s, p, ties="first", accumulate=True, pad_value=
     return crop(dxp, p, x.shape)
 
 
-def maxpool_backward_vectorised(dout, x, k, s, p):
-    """Window views, one argmax over each window, np.add.at to scatter (the chapter 10 way)."""
+def maxpool_backward_vectorised(dout, x, k, s, p, add_at=True):
+    """Window views, one argmax over each window, np.add.at to scatter (the chapter 10 way);
+    ``add_at=False`` is the fancy-indexed ``+=``, which keeps one of several repeated cells."""
     N, C, H, W = x.shape
     xp = pad(x, p, -np.inf)
     view = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
@@ -95,7 +96,11 @@ def maxpool_backward_vectorised(dout, x, k, s, p):
     arg = flat.argmax(axis=-1)
     n, c, i, j = np.indices((N, C, Ho, Wo))
     dxp = np.zeros_like(xp)
-    np.add.at(dxp, (n, c, i * s + arg // k, j * s + arg % k), dout)
+    cells = (n, c, i * s + arg // k, j * s + arg % k)
+    if add_at:
+        np.add.at(dxp, cells, dout)
+    else:
+        dxp[cells] += dout
     return crop(dxp, p, x.shape)
 
 
@@ -103,7 +108,7 @@ def avgpool_backward(dout, x, k, s, p, include_pad=True, accumulate=True, use_st
     N, C, H, W = x.shape
     dxp = np.zeros((N, C, H + 2 * p, W + 2 * p))
     real = pad(np.ones_like(x), p, 0)
-    for i, j, rows, cols in windows(dout.shape, (k, k), s if use_stride else 1, p):
+    for i, j, rows, cols in windows(dout.shape, (k, k), s if use_stride else 1):
         count = k * k if include_pad else real[:, :, rows, cols].sum(axis=(2, 3), keepdims=True)
         share = dout[:, :, i, j][:, :, None, None] / count * np.ones((k, k))
         if accumulate:
@@ -121,7 +126,7 @@ def conv_backward(dout, x, w, s, p, batch="sum", use_stride=True, db_mean=False)
     images = {"sum": range(x.shape[0]), "first": [0], "last": [x.shape[0] - 1]}[batch]
     for n in range(x.shape[0]):
         for f in range(F):
-            for i, j, rows, cols in windows(dout.shape, (kh, kw), s if use_stride else 1, p):
+            for i, j, rows, cols in windows(dout.shape, (kh, kw), s if use_stride else 1):
                 dxp[n, :, rows, cols] += w[f] * dout[n, f, i, j]
                 if n in images:
                     dw[f] += xp[n, :, rows, cols] * dout[n, f, i, j]
@@ -241,8 +246,12 @@ ZOO = {
                                 "positive and negative inputs", "multiply by the upstream gradient"),
     "relu: mask from dout": (check_relu_backward, lambda dout, x: np.where(dout > 0, dout, 0.0),
                              "positive and negative inputs", "not from the sign of dout"),
+    "relu: float32": (check_relu_backward, lambda dout, x: relu_backward(dout, x).astype(np.float32),
+                      "positive and negative inputs", "dtype float32: compute in float64"),
     "maxpool fwd: zero padding": (check_maxpool_forward, partial(maxpool_forward, pad_value=0.0),
                                   "padding 1 around an all-negative", "-inf"),
+    "maxpool fwd: padding ignored": (check_maxpool_forward, partial(maxpool_forward, use_padding=False),
+                                     "padding 1 around an all-negative", "padding ignored"),
     "maxpool fwd: stride forgotten": (check_maxpool_forward, partial(maxpool_forward, use_stride=False),
                                       "2×2 windows, stride 2", "stride forgotten"),
     "maxpool: naive tie mask": (check_maxpool_backward, partial(maxpool_backward, ties="all"),
@@ -251,10 +260,18 @@ ZOO = {
                                  "3×3 windows, stride 1: cell (1, 2) wins all four windows", "+="),
     "maxpool: = on the window slice": (check_maxpool_backward, partial(maxpool_backward, assign_slice=True),
                                        "cell (1, 2) wins all four windows", "+="),
+    "maxpool: fancy-indexed +=": (check_maxpool_backward, partial(maxpool_backward_vectorised, add_at=False),
+                                  "cell (1, 2) wins all four windows", "np.add.at"),
+    "maxpool: float32": (check_maxpool_backward,
+                         lambda *a: maxpool_backward(*a).astype(np.float32),
+                         "2×2 windows, stride 2, no ties", "dtype float32"),
+    "maxpool: integer dx": (check_maxpool_backward,
+                            lambda *a: maxpool_backward(*a).astype(int),
+                            "2×2 windows, stride 2, no ties", "dtype int64"),
     "maxpool: zero padding": (check_maxpool_backward, partial(maxpool_backward, pad_value=0.0),
                               "padding 1 around an all-negative", "-inf"),
     "maxpool: padding ignored": (check_maxpool_backward, partial(maxpool_backward, use_padding=False),
-                                 "padding 1 around an all-negative", "padding"),
+                                 "padding 1 around an all-negative", "padding ignored"),
     "maxpool: stride forgotten": (check_maxpool_backward, partial(maxpool_backward, use_stride=False),
                                   "2×2 windows, stride 2", "stride forgotten"),
     "avgpool: count_exclude_pad": (check_avgpool_backward, partial(avgpool_backward, include_pad=False),
@@ -286,7 +303,7 @@ ZOO = {
     "softmax: no max subtraction": (check_softmax_cross_entropy, partial(softmax_ce, shift="none"),
                                     "logits of ±1000", "no max subtraction"),
     "softmax: global max": (check_softmax_cross_entropy, partial(softmax_ce, shift="global"),
-                            "one row near +1000", "each row"),
+                            "one row near +1000", "not of the whole array"),
     "softmax: no one-hot": (check_softmax_cross_entropy, partial(softmax_ce, one_hot=False),
                             "one example, 3 classes", "subtract 1 at the label"),
 }
