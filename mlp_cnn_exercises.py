@@ -142,14 +142,19 @@ def _run(ex: _Exercise, fn) -> Optional[CheckSummary]:
 
 def _check_unchanged(case: _Case, args: Dict[str, object]) -> None:
     for key, original in case.inputs.items():
-        if isinstance(original, np.ndarray) and not np.array_equal(args[key], original, equal_nan=True):
-            idx = _first(args[key] != original)
-            raise _Mismatch(
-                f"your function changed its input {key} in place: {key}{_fmt_index(idx)} was "
-                f"{_num(original[idx])}, is now {_num(args[key][idx])}",
-                f"the caller still needs {key}: work on a copy ({key}.copy()) or build a new array "
-                f"instead of assigning into {key} (x[...] = ..., x *= ..., np.maximum(..., out=x))",
-                ((f"{key} before your call", original), (f"{key} after your call", args[key])), idx[:-2])
+        if not isinstance(original, np.ndarray) or np.array_equal(args[key], original, equal_nan=True):
+            continue
+        if args[key].shape != original.shape:
+            raise _Mismatch(f"your function changed the shape of its input {key} in place, from "
+                            f"{original.shape} to {args[key].shape}",
+                            f"the caller still needs {key}: reshape a copy or a view, never {key} itself")
+        idx = _first(args[key] != original)
+        raise _Mismatch(
+            f"your function changed its input {key} in place: {key}{_fmt_index(idx)} was "
+            f"{_num(original[idx])}, is now {_num(args[key][idx])}",
+            f"the caller still needs {key}: work on a copy ({key}.copy()) or build a new array "
+            f"instead of assigning into {key} (x[...] = ..., x *= ..., np.maximum(..., out=x))",
+            ((f"{key} before your call", original), (f"{key} after your call", args[key])), idx[:-2])
 
 
 def _compare(ex: _Exercise, case: _Case, result) -> None:
@@ -249,7 +254,8 @@ def _plane(arr: np.ndarray, where: tuple) -> Optional[np.ndarray]:
 
 
 def _show(label: str, arr, where: tuple) -> str:
-    plane = _plane(np.asarray(arr, dtype=np.float64), where)
+    arr = np.asarray(arr)
+    plane = _plane(arr.astype(np.float64) if arr.dtype == bool else arr, where)
     if plane is None:
         return ""
     text = np.array2string(plane, precision=6, suppress_small=True, max_line_width=100)
@@ -322,10 +328,6 @@ def _conv_backward(dout, x, w, stride, padding):
     return core.conv2d_backward(dout, core.conv2d_forward(x, w, None, stride, padding)[1])
 
 
-def _softmax_cross_entropy(logits, labels):
-    return core.softmax_cross_entropy(logits, labels)
-
-
 # ---------------------------------------------------------------------------
 # Classic bugs, reproduced so that a wrong result can be recognised
 # ---------------------------------------------------------------------------
@@ -353,7 +355,8 @@ def _stride_forgotten(backward, kernel_hw):
         sizes = (core.pool_output_size(n, m, 1, padding) for n, m in zip(x.shape[-2:], (kh, kw)))
         full = np.zeros(dout.shape[:-2] + tuple(sizes))
         full[..., :dout.shape[-2], :dout.shape[-1]] = dout
-        return _as_tuple(backward(full, x, k, 1, padding), 3 if np.ndim(k) == 4 else 1)
+        result = backward(full, x, k, 1, padding)
+        return result if isinstance(result, tuple) else (result,)
     return bug
 
 
@@ -407,15 +410,6 @@ def _conv_one_image(n):
     return bug
 
 
-def _conv_scaled(dx_scale, dw_scale, db_scale):
-    def bug(dout, x, w, stride, padding):
-        dx, dw, db = _conv_backward(dout, x, w, stride, padding)
-        scale = {"N": x.shape[0], "NHW": dout[:, 0].size, None: None}
-        return tuple(None if scale[s] is None else g / scale[s] for g, s in zip((dx, dw, db),
-                                                                               (dx_scale, dw_scale, db_scale)))
-    return bug
-
-
 def _softmax_rows(logits, shift):
     e = np.exp(logits - shift)
     return e / e.sum(axis=1, keepdims=True)
@@ -434,7 +428,7 @@ def _ce_from(logits, labels, shift):
 
 def _ce_scaled(factor):
     def bug(logits, labels):
-        loss, d = _softmax_cross_entropy(logits, labels)
+        loss, d = core.softmax_cross_entropy(logits, labels)
         return loss * factor(len(labels)), d * factor(len(labels))
     return bug
 
@@ -574,7 +568,7 @@ _MAXPOOL_BACKWARD = _Exercise(
              lambda dout, x, k, s, p: (_maxpool_backward(np.ones_like(dout), x, k, s, p),)),
     ),
     cases=_pool_cases(_MAXPOOL_ROWS, with_dout=True),
-    show=("x",),
+    show=("x", "dout"),
 )
 
 
@@ -643,7 +637,7 @@ _AVGPOOL_BACKWARD = _Exercise(
              lambda dout, x, k, s, p: (_avgpool_backward(dout * k * k, x, k, s, p),)),
     ),
     cases=_pool_cases(_AVGPOOL_ROWS, with_dout=True),
-    show=(),
+    show=("dout",),
 )
 
 
@@ -670,16 +664,15 @@ _CONV_HINT = ("dx[n, :, window] += w[f] * dout[n, f, i, j]; dw[f] += x[n, :, win
               "db[f] = dout[:, f].sum()")
 
 
-def _conv_case(name, tag, seed, x_shape, w, stride, padding, hint, values=_ints):
-    w = values(seed + 1, w, -2, 2) if isinstance(w, tuple) else w
-    x = values(seed, x_shape, -2, 2)
+def _conv_case(name, tag, seed, x_shape, w, stride, padding, hint, floats=False):
+    """A convolution case; ``w`` is a literal kernel or the shape of a seeded one."""
+    def draw(offset, shape):
+        return _floats(seed + offset, shape) if floats else _ints(seed + offset, shape, -3, 3)
+    w = draw(1, w) if isinstance(w, tuple) else w
     Ho, Wo = (core.pool_output_size(n, k, stride, padding) for n, k in zip(x_shape[2:], w.shape[2:]))
-    dout = values(seed + 2, (x_shape[0], w.shape[0], Ho, Wo), -3, 3)
-    return _Case(name, tag, {"dout": dout, "x": x, "w": w, "stride": stride, "padding": padding}, hint)
-
-
-def _floats_in(seed, shape, low, high):
-    return _floats(seed, shape)
+    inputs = {"dout": draw(2, (x_shape[0], w.shape[0], Ho, Wo)), "x": draw(0, x_shape), "w": w,
+              "stride": stride, "padding": padding}
+    return _Case(name, tag, inputs, hint)
 
 
 _CONV_BACKWARD = _Exercise(
@@ -704,9 +697,9 @@ _CONV_BACKWARD = _Exercise(
         _Bug(_BATCH_HINT, _conv_one_image(0)),
         _Bug(_BATCH_HINT, _conv_one_image(-1)),
         _Bug("dw and db are sums over the batch, not means (the 1/N belongs to the loss)",
-             _conv_scaled(None, "N", "N")),
+             lambda dout, x, w, s, p: (None, *(g / len(x) for g in _conv_backward(dout, x, w, s, p)[1:]))),
         _Bug("db[f] is the sum of dout[:, f] over the batch and both spatial axes, not their mean",
-             _conv_scaled(None, None, "NHW")),
+             lambda dout, x, w, s, p: (None, None, dout.mean(axis=(0, 2, 3)))),
         _Bug("dw is not rotated: dw[f, c] is the correlation of x[:, c] with dout[:, f], no 180-degree flip",
              lambda dout, x, w, s, p: (None, core.rot180(_conv_backward(dout, x, w, s, p)[1]), None)),
     ),
@@ -728,7 +721,7 @@ _CONV_BACKWARD = _Exercise(
                    "non-square kernel and input", 45, (2, 2, 5, 7), (2, 2, 2, 3), 2, 1,
                    "rows use kh, columns use kw: Ho = (H + 2p - kh) // s + 1, Wo = (W + 2p - kw) // s + 1"),
         _conv_case("everything at once: batch 2, C = 3, F = 2, 3×2 kernel, stride 2, padding 2, random floats",
-                   "random floats", 48, (2, 3, 6, 5), (2, 3, 3, 2), 2, 2, _CONV_HINT, values=_floats_in),
+                   "random floats", 48, (2, 3, 6, 5), (2, 3, 3, 2), 2, 2, _CONV_HINT, floats=True),
     ),
     show=(),
 )
@@ -760,7 +753,7 @@ _SOFTMAX_CE = _Exercise(
     outputs=("loss", "dlogits"),
     shape_hints={"loss": "the loss is one number (a float or a 0-d array): the mean over the batch",
                  "dlogits": "dlogits has the shape of logits (N, K)"},
-    reference=_softmax_cross_entropy,
+    reference=core.softmax_cross_entropy,
     bugs=(
         _Bug("missing /N: " + _N_HINT, _ce_scaled(lambda n: n)),
         _Bug("/N applied twice: " + _N_HINT, _ce_scaled(lambda n: 1 / n)),

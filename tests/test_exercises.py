@@ -332,7 +332,7 @@ def test_a_failure_shows_the_first_wrong_cell_and_the_planes():
     case = ex._MAXPOOL_BACKWARD.cases[2]
     dout = case.inputs["dout"][0, 0]
     assert f"dx[0, 0, 1, 2]: expected {dout.sum():g}, got {dout[-1, -1]:g} (1 of 16 values differ)" in message
-    assert "x[0, 0] =" in message and "expected dx[0, 0] =" in message and "your dx[0, 0] =" in message
+    assert "x[0, 0] =" in message and "dout[0, 0] =" in message and "expected dx[0, 0] =" in message and "your dx[0, 0] =" in message
     assert "called assign_not_add(dout shape (1, 1, 2, 2), x shape (1, 1, 4, 4), kernel_size=3, stride=1, " \
            "padding=0)" in message
 
@@ -393,6 +393,14 @@ def test_a_mutating_maxpool_is_caught_too():
     assert "changed its input x in place" in str(failure(check_maxpool_backward, clobbers_x))
 
 
+def test_a_function_that_reshapes_its_input_in_place_fails():
+    def flattens(dout, x):
+        x.shape = (-1,)
+        return relu_backward(dout, x.reshape(dout.shape))
+    assert "changed the shape of its input x in place, from (1, 2, 3, 4) to (24,)" in str(
+        failure(check_relu_backward, flattens))
+
+
 @pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.__name__)
 def test_an_unfilled_stub_prints_a_friendly_line_and_returns_none(checker, capsys):
     def your_function(*args):
@@ -449,6 +457,9 @@ def test_the_cases_hold_what_their_names_claim():
     inputs = cases_named(ex._CONV_BACKWARD, "F ≠ C")
     assert inputs["w"].shape[0] != inputs["x"].shape[1]
     assert np.abs(cases_named(ex._SOFTMAX_CE, "logits of ±1000")["logits"]).max() == 1000
+    inputs = cases_named(ex._CONV_BACKWARD, "the last column is never read")
+    dx = core_conv_backward(np.ones_like(inputs["dout"]), inputs["x"], np.ones_like(inputs["w"]), 2, 0)[0]
+    assert (dx[..., -1] == 0).all() and (dx[..., :-1] > 0).all()
     relu_zero = cases_named(ex._RELU, "inputs exactly 0")["x"]
     assert (relu_zero == 0).any()
 
