@@ -1,18 +1,20 @@
-"""Chapter 07 (the convolution's backward pass): the gradient explorer widget and figure helpers.
+"""Chapter 07 (the convolution's backward pass): the input-cell explorable and figure helpers.
 
-``ConvGradExplorer`` is CNN Explainer's interaction turned around: instead of hovering an output
-to see the window that feeds it, you pick an *input* cell and see every output it fed, and which
-kernel weight carried it there.  Laid out on the output grid, those weight indices are the kernel
-rotated by 180 degrees.
+:class:`ConvInputCell` is CNN Explainer's interaction turned around: instead of hovering an output
+to see the window that feeds it, you hover an *input* cell and see every window that read it, the
+kernel weight each one used, and ``dX[u, v]`` as the sum of those ``dY[i, j] * W[r, s]`` terms.
+Listed from the first window to the last, the weights run backwards: the kernel rotated by 180
+degrees, which the same explorable shows as the rotated kernel lying over the dilated, padded
+upstream gradient.  :func:`input_cell_state` computes everything it draws (a pure function).
 
 The figure helpers draw the chapter's static pictures: the stride-dilated, padded upstream
-gradient with the rotated kernel sliding over it, and the explicit matrix of a tiny convolution.
-All the numbers come from :mod:`mlp_cnn_core`.
+gradient with the rotated kernel sliding over it, a state of the explorable with one cell
+followed, and the explicit matrix of a tiny convolution.  All the numbers come from
+:mod:`mlp_cnn_core`.
 """
 from __future__ import annotations
 
-import html
-from typing import List, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib import pyplot as plt
@@ -20,24 +22,24 @@ from matplotlib.patches import Rectangle
 
 import mlp_cnn_core as core
 
-from .draw import (ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window,
-                   show_figure)
+from .draw import HIGHLIGHT, WINDOW, ACCENT, draw_matrix, format_value, outline_cells, outline_window
+from .explorable import Explorable, cell_id, control, link, panel, window
 
-__all__ = ["influence", "ConvGradExplorer", "prepared_gradient", "full_correlation_figure",
-           "conv_matrix", "kernel_values", "upstream_values"]
+__all__ = ["influence", "input_cell_state", "ConvInputCell", "state_figure", "prepared_gradient",
+           "full_correlation_figure", "conv_matrix", "kernel_values", "upstream_values"]
 
 PAD_GREY = "0.85"
 COLORS = (HIGHLIGHT, WINDOW, ACCENT, "#2ca02c", "#9467bd")
 
 
 def kernel_values(k: int) -> np.ndarray:
-    """The widget's kernel: ``1, 2, ..., k*k`` in row-major order (``(k, k)``, not symmetric
+    """The explorable's kernel: ``1, 2, ..., k*k`` in row-major order (``(k, k)``, not symmetric
     for k > 1, so a missing rotation is visible)."""
     return np.arange(1, k * k + 1, dtype=float).reshape(k, k)
 
 
 def upstream_values(shape: Tuple[int, int], kind: str = "ones") -> np.ndarray:
-    """The widget's upstream gradient dL/dY: all ones, or small seeded random integers."""
+    """The explorable's upstream gradient dL/dY: all ones, or small seeded random integers."""
     if kind == "ones":
         return np.ones(shape)
     rng = np.random.default_rng(1000 + 31 * shape[0] + shape[1])
@@ -68,199 +70,6 @@ def influence(size: int, k: int, stride: int, padding: int, row: int, col: int):
     return mask, index
 
 
-def _shade_padding(ax, size: int, padding: int) -> None:
-    n = size + 2 * padding
-    for a in range(n):
-        for b in range(n):
-            if not (padding <= a < padding + size and padding <= b < padding + size):
-                ax.add_patch(Rectangle((b - 0.5, a - 0.5), 1, 1, facecolor=PAD_GREY, edgecolor="none",
-                                       zorder=1))
-
-
-class ConvGradExplorer:
-    """Pick an input cell; see the outputs it influenced and the kernel weight behind each.
-
-    Controls (attributes): ``size`` (input H = W), ``kernel`` (k), ``stride``, ``padding``,
-    ``row``, ``col`` (the input cell) and ``upstream`` ("ones" or "random" dL/dY).
-
-    State recomputed on every change: ``valid`` (False when the kernel is larger than the padded
-    input), ``out_size`` (Ho = Wo), ``mask`` (bool ``(Ho, Wo)``: the influenced outputs),
-    ``weight_index`` (``(Ho, Wo, 2)``, -1 outside the mask), ``pairs`` (list of
-    ``((i, j), (r, s))``), ``w`` (the kernel, ``(k, k)``), ``dy`` (``(Ho, Wo)``), ``dx``
-    (``(H, W)``, from ``core.conv2d_backward``), ``dx_cell`` (``dx[row, col]``) and
-    ``dx_cell_sum`` (the same number as ``sum dy[i, j] * w[r, s]`` over ``pairs``).
-    """
-
-    def __init__(self, size: int = 5, kernel: int = 3, stride: int = 1, padding: int = 0,
-                 row: int = 2, col: int = 2, upstream: str = "ones", draw: bool = True):
-        import ipywidgets as widgets
-        self.draw = draw  # False: recompute state and summary only (fast sweeps in the tests)
-        style = {"description_width": "initial"}
-        self.size = widgets.IntSlider(value=size, min=3, max=8, description="input size H=W", style=style)
-        self.kernel = widgets.IntSlider(value=kernel, min=1, max=4, description="kernel k", style=style)
-        self.stride = widgets.IntSlider(value=stride, min=1, max=3, description="stride s", style=style)
-        self.padding = widgets.IntSlider(value=padding, min=0, max=2, description="padding p", style=style)
-        self.row = widgets.IntSlider(value=min(row, size - 1), min=0, max=size - 1,
-                                     description="input row u", style=style)
-        self.col = widgets.IntSlider(value=min(col, size - 1), min=0, max=size - 1,
-                                     description="input col v", style=style)
-        self.upstream = widgets.Dropdown(options=["ones", "random"], value=upstream,
-                                         description="upstream dL/dY", style=style)
-        self.summary = widgets.HTML()
-        self.out = widgets.Output()
-        self._busy = False
-        for c in (self.size, self.kernel, self.stride, self.padding, self.row, self.col, self.upstream):
-            c.observe(self._on_change, names="value")
-        controls = widgets.HBox([
-            widgets.VBox([self.size, self.kernel, self.stride, self.padding]),
-            widgets.VBox([self.row, self.col, self.upstream]),
-        ])
-        self.widget = widgets.VBox([controls, self.out, self.summary])
-        self.update()
-
-    # -- state -------------------------------------------------------------------------------
-    def _on_change(self, change) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:
-            n = self.size.value
-            for s in (self.row, self.col):  # keep the selected cell inside the input
-                if s.value > n - 1:
-                    s.value = n - 1
-                s.max = n - 1
-        finally:
-            self._busy = False
-        self.update()
-
-    def _compute(self) -> None:
-        n, k, st, p = self.size.value, self.kernel.value, self.stride.value, self.padding.value
-        u, v = min(self.row.value, n - 1), min(self.col.value, n - 1)
-        self.w = kernel_values(k)
-        self.valid = k <= n + 2 * p
-        if not self.valid:
-            self.out_size = 0
-            self.mask = np.zeros((0, 0), bool)
-            self.weight_index = np.zeros((0, 0, 2), int)
-            self.pairs: List[Tuple[Tuple[int, int], Tuple[int, int]]] = []
-            self.dy = np.zeros((0, 0))
-            self.dx = np.zeros((n, n))
-            self.dx_cell = self.dx_cell_sum = 0.0
-            self.message = (f"The kernel (k = {k}) is larger than the padded input "
-                            f"({n} + 2·{p} = {n + 2 * p}): there is no output at all. "
-                            f"Make the kernel smaller or the padding larger.")
-            return
-        self.mask, self.weight_index = influence(n, k, st, p, u, v)
-        Ho = self.out_size = self.mask.shape[0]
-        self.pairs = [((int(i), int(j)), (int(self.weight_index[i, j, 0]), int(self.weight_index[i, j, 1])))
-                      for i, j in zip(*np.nonzero(self.mask))]
-        self.dy = upstream_values((Ho, Ho), self.upstream.value)
-        x = np.zeros((1, 1, n, n))
-        _, cache = core.conv2d_forward(x, self.w[None, None], None, st, p)
-        dx, _, _ = core.conv2d_backward(self.dy[None, None], cache)
-        self.dx = dx[0, 0]
-        self.dx_cell = float(self.dx[u, v])
-        self.dx_cell_sum = float(sum(self.dy[i, j] * self.w[r, s] for (i, j), (r, s) in self.pairs))
-        self.message = ""
-
-    def _summary_html(self) -> str:
-        n, k, st, p = self.size.value, self.kernel.value, self.stride.value, self.padding.value
-        u, v = min(self.row.value, n - 1), min(self.col.value, n - 1)
-        if not self.valid:
-            return f"<p><b>No output.</b> {html.escape(self.message)}</p>"
-        Ho = self.out_size
-        head = (f"<p>Input {n}×{n}, kernel {k}×{k}, stride {st}, padding {p} → output {Ho}×{Ho} "
-                f"(Ho = ⌊({n} + 2·{p} − {k}) / {st}⌋ + 1).</p>")
-        if not self.pairs:
-            return head + (f"<p>Input cell x[{u},{v}] influenced <b>no output</b>: no window reaches it "
-                           f"(the stride skips it), so dX[{u},{v}] = 0.</p>")
-        items = ", ".join(f"Y[{i},{j}] via w[{r},{s}]" for (i, j), (r, s) in self.pairs)
-        terms = " + ".join(f"{format_value(self.dy[i, j])}·{format_value(self.w[r, s])}"
-                           for (i, j), (r, s) in self.pairs)
-        text = (f"<p>Input cell x[{u},{v}] influenced <b>{len(self.pairs)}</b> output(s): {items}.</p>"
-                f"<p>With upstream gradient dL/dY = {self.upstream.value}: "
-                f"dX[{u},{v}] = Σ dY[i,j]·w[u−i·s+p, v−j·s+p] = {terms} = "
-                f"<b>{format_value(self.dx_cell_sum)}</b>; core.conv2d_backward gives "
-                f"<b>{format_value(self.dx_cell)}</b>.</p>")
-        if len(self.pairs) == k * k and st == 1:
-            text += ("<p>The weight indices on the output grid run backwards in both directions: "
-                     "they are the kernel <b>rotated by 180°</b>.</p>")
-        elif st > 1:
-            text += ("<p>With stride > 1 only some kernel positions land on this cell: the rotated "
-                     "kernel is sampled every s cells (that is what dilating dY does).</p>")
-        return head + text
-
-    def update(self) -> None:
-        """Recompute the state, the summary and the figure from the controls."""
-        self._compute()
-        self.summary.value = self._summary_html()
-        if not self.draw:
-            return
-        show_figure(self.out, self.figure())
-
-    # -- drawing -----------------------------------------------------------------------------
-    def figure(self, cell_size: float = 0.42):
-        """A new matplotlib Figure of the current state (four panels, or a message)."""
-        n, k, st, p = self.size.value, self.kernel.value, self.stride.value, self.padding.value
-        u, v = min(self.row.value, n - 1), min(self.col.value, n - 1)
-        if not self.valid:
-            fig, ax = plt.subplots(figsize=(7, 1.6))
-            ax.axis("off")
-            ax.text(0.5, 0.5, "\n".join(["No output:", f"kernel {k}×{k} > padded input {n + 2 * p}×{n + 2 * p}"]),
-                    ha="center", va="center", fontsize=12, transform=ax.transAxes)
-            return fig
-        Ho, npad = self.out_size, n + 2 * p
-        widths = [npad, k, Ho, n]
-        height = max(widths)
-        fig, axes = plt.subplots(1, 4, figsize=(cell_size * sum(widths) + 5.0, cell_size * height + 1.6),
-                                 gridspec_kw={"width_ratios": widths})
-        # 1. padded input: the selected cell and every window that covers it
-        ax = axes[0]
-        draw_matrix(ax, np.zeros((npad, npad)), annotate=False, cmap="Greys", vmin=0, vmax=1,
-                    row_labels=[str(a - p) for a in range(npad)], col_labels=[str(b - p) for b in range(npad)])
-        _shade_padding(ax, n, p)
-        for idx, ((i, j), _) in enumerate(self.pairs):
-            outline_window(ax, i * st, j * st, k, k, color=WINDOW, linewidth=1.0, linestyle="--",
-                           inset=0.05 + 0.05 * (idx % 5))
-        outline_cells(ax, np.eye(1, npad * npad, (u + p) * npad + (v + p), dtype=bool).reshape(npad, npad))
-        ax.text(v + p, u + p, "x", ha="center", va="center", fontsize=11, color=HIGHLIGHT, zorder=5)
-        ax.set_title(f"input x[{u},{v}] (grey: padding)\ndashed: windows that read it", fontsize=9)
-        # 2. the kernel with its indices
-        ax = axes[1]
-        draw_matrix(ax, self.w, annotate=False, cmap="Blues", vmin=0, vmax=1.6 * k * k)
-        used = np.zeros((k, k), bool)
-        for _, (r, s) in self.pairs:
-            used[r, s] = True
-        for r in range(k):
-            for s in range(k):
-                ax.text(s, r, f"$w_{{{r}{s}}}$\n{format_value(self.w[r, s])}", ha="center", va="center",
-                        fontsize=8, color=HIGHLIGHT if used[r, s] else "0.4")
-        outline_cells(ax, used, color=HIGHLIGHT, linewidth=1.5)
-        ax.set_title("kernel w\n(red: weights used)", fontsize=9)
-        # 3. the output grid: which weight connected x[u, v] to each output
-        ax = axes[2]
-        draw_matrix(ax, self.mask.astype(float) * 0.35, annotate=False, cmap="Reds", vmin=0, vmax=1)
-        outline_cells(ax, self.mask)
-        for (i, j), (r, s) in self.pairs:
-            ax.text(j, i, f"$w_{{{r}{s}}}$", ha="center", va="center", fontsize=10, color="black")
-        for i in range(Ho):
-            for j in range(Ho):
-                ax.text(j + 0.42, i + 0.42, format_value(self.dy[i, j]), ha="right", va="bottom",
-                        fontsize=6, color="0.35")
-        ax.set_title(f"output Y {Ho}×{Ho}: outlined = influenced\nlabel = weight used (small: dY)",
-                     fontsize=9)
-        # 4. dX from the core
-        ax = axes[3]
-        sel = np.zeros((n, n), bool)
-        sel[u, v] = True
-        draw_matrix(ax, self.dx, diverging=True, highlight=sel, fontsize=8)
-        ax.set_title(f"dX (core.conv2d_backward)\ndX[{u},{v}] = {format_value(self.dx_cell)}", fontsize=9)
-        fig.suptitle(f"H = W = {n}, k = {k}, stride {st}, padding {p}; upstream dY = {self.upstream.value}",
-                     fontsize=10)
-        fig.subplots_adjust(left=0.04, right=0.98, bottom=0.06, top=0.82, wspace=0.3)
-        return fig
-
-
 # ---------------------------------------------------------------------------------------------
 # The rotated-kernel picture
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +92,7 @@ def prepared_gradient(dy: np.ndarray, k: int, size: int, stride: int, padding: i
 
 
 def full_correlation_figure(dy: np.ndarray, w: np.ndarray, size: int, stride: int = 1, padding: int = 0,
-                            cells: Sequence[Tuple[int, int]] = ((0, 0),), cell_size: float = 0.42):
+                            cells: Sequence[Tuple[int, int]] = ((0, 0),), cell_size: float = 0.34):
     """Three panels: the dilated + padded dY with the rotated kernel over the windows that make
     ``dX[u, v]`` for each ``(u, v)`` in ``cells``; the rotated kernel; dX (cells outlined).
 
@@ -296,7 +105,8 @@ def full_correlation_figure(dy: np.ndarray, w: np.ndarray, size: int, stride: in
     wr = core.rot180(w)
     dx = core.conv2d_input_grad_rotated(dy[None, None], w[None, None], (1, 1, size, size), stride, padding)[0, 0]
     widths = [g.shape[1], k, size]
-    fig, axes = plt.subplots(1, 3, figsize=(cell_size * sum(widths) + 3.6, cell_size * g.shape[0] + 1.5),
+    cell_size = min(cell_size, 7.0 / sum(widths))          # at most ~940 px wide at 100 dpi
+    fig, axes = plt.subplots(1, 3, figsize=(cell_size * sum(widths) + 2.4, cell_size * g.shape[0] + 1.5),
                              gridspec_kw={"width_ratios": widths})
     ax = axes[0]
     draw_matrix(ax, g, annotate=False, diverging=True)
@@ -316,8 +126,10 @@ def full_correlation_figure(dy: np.ndarray, w: np.ndarray, size: int, stride: in
         outline_window(ax, u + padding, v + padding, k, k, color=COLORS[idx % len(COLORS)], linewidth=2.2,
                        inset=0.05 * idx)
     what = "dY (stride 1: no dilation)" if stride == 1 else f"dY dilated by stride {stride} (yellow zeros)"
-    ax.set_title(f"{what}, padded by k−1 = {k - 1} (grey)\n"
-                 f"boxes: the rotated kernel over the cells that make dX[u,v]", fontsize=9)
+    extra = g.shape[0] - dy.shape[0] - (dy.shape[0] - 1) * (stride - 1) - 2 * (k - 1)
+    frame = f"padded by k−1 = {k - 1} (grey)" + (f", {k - 1 + extra} at the bottom/right (rows no window read)"
+                                                 if extra else "")
+    ax.set_title(f"{what},\n{frame}\nboxes: the rotated kernel over the cells that make dX[u,v]", fontsize=9)
     draw_matrix(axes[1], wr, title="rot180(w)")
     ax = axes[2]
     draw_matrix(ax, dx, diverging=True, fontsize=8)
@@ -340,3 +152,158 @@ def conv_matrix(size_h: int, size_w: int, w: np.ndarray, stride: int = 1, paddin
     basis = np.eye(size_h * size_w).reshape(size_h * size_w, 1, size_h, size_w)
     out, _ = core.conv2d_forward(basis, w[None, None], None, stride, padding)
     return out.reshape(size_h * size_w, -1).T
+
+
+# ---------------------------------------------------------------------------------------------
+# The input-cell explorable (drawn in the browser from precomputed states)
+# ---------------------------------------------------------------------------------------------
+
+def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str = "random") -> dict:
+    """Everything the input-cell view shows for a one-channel ``size x size`` input, the kernel
+    ``kernel_values(k)``, a stride, a padding and an upstream gradient (``"ones"`` or
+    ``"random"``, see :func:`upstream_values`).
+
+    Panels: the padded input (each cell: how many windows read it), the kernel W, the upstream
+    gradient dL/dY, dL/dX from ``core.conv2d_backward``, the upstream gradient dilated and padded
+    for the full correlation, and rot180(W).  Hovering an input cell (on x or on dL/dX) outlines
+    the windows that read it and the k x k block of the prepared gradient under the rotated
+    kernel, highlights the weights and upstream cells involved, and writes dL/dX[u, v] as the
+    sum of its dY[i, j] * W[r, s] terms; hovering an upstream cell shows its window.
+    """
+    n, p, s = int(size), int(padding), int(stride)
+    if k > n + 2 * p:
+        return {"message": f"The kernel ({k}×{k}) is larger than the padded input ({n} + 2·{p} = {n + 2 * p}): "
+                           "there is no output at all. Make the kernel smaller or the padding larger."}
+    W = kernel_values(k)
+    Ho = core.pool_output_size(n, k, s, p)
+    dy = upstream_values((Ho, Ho), upstream)
+    _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), W[None, None], None, s, p)
+    dx = core.conv2d_backward(dy[None, None], cache)[0][0, 0]
+    g, kind = prepared_gradient(dy, k, n, s, p)
+    wr = core.rot180(W)
+    fmt = format_value
+    npad = n + 2 * p
+    reads = {(u, v): influence(n, k, s, p, u, v) for u in range(n) for v in range(n)}
+    count = np.full((npad, npad), np.nan)
+    pad_cls = np.full((npad, npad), "pad", dtype=object)
+    for (u, v), (mask, _) in reads.items():
+        count[u + p, v + p] = mask.sum()
+        pad_cls[u + p, v + p] = ""
+    count_text = [["" if np.isnan(c) else fmt(c) for c in row] for row in count]
+    g_cls = np.where(kind == 0, "", np.where(kind == 1, "zero", "pad"))
+    g_text = np.where(kind == 0, np.vectorize(fmt, otypes=[object])(g), np.where(kind == 1, "0", ""))
+    g_vals = np.where(kind == 2, np.nan, g)
+    lim = float(np.max(np.abs(dx))) or 1.0
+    labels = [str(a - p) for a in range(npad)]
+    panels = [
+        panel("x", "input x: windows reading each cell", count, text=count_text, classes=pad_cls,
+              row_labels=labels, col_labels=labels),
+        panel("w", f"kernel W ({k}×{k})", W),
+        panel("dy", f"upstream dL/dY ({Ho}×{Ho})", dy, scale="div"),
+        panel("dx", "dL/dX (core)", dx, scale="div", limit=lim),
+        panel("g", "dL/dY " + ("dilated, " if s > 1 else "") + "padded", g_vals, text=g_text, classes=g_cls,
+              scale="div"),
+        panel("wr", "rot180(W)", wr),
+    ]
+    links = {}
+    for i in range(Ho):
+        for j in range(Ho):
+            text = (f"Y[{i},{j}] reads this window; backwards it sends dL/dY[{i},{j}] = {fmt(dy[i, j])} "
+                    f"times each weight to the cell under it.")
+            links[cell_id("dy", i, j)] = link([cell_id("dy", i, j)], [window("x", i * s, j * s, k, k)], text)
+    for (u, v), (mask, index) in reads.items():
+        pairs = [((int(i), int(j)), (int(index[i, j, 0]), int(index[i, j, 1]))) for i, j in zip(*np.nonzero(mask))]
+        cells = [cell_id("x", u + p, v + p), cell_id("dx", u, v)]
+        if not pairs:
+            text = f"x[{u},{v}] is read by no window (the stride skips it): dL/dX[{u},{v}] = 0."
+            links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, [], text)
+            continue
+        boxes = [window("x", i * s, j * s, k, k) for (i, j), _ in pairs]
+        boxes.append(window("g", u + p, v + p, k, k))
+        for (i, j), (r, c) in pairs:
+            cells += [cell_id("dy", i, j), cell_id("w", r, c), cell_id("wr", k - 1 - r, k - 1 - c)]
+        names = " + ".join(f"dY[{i},{j}]·W[{r},{c}]" for (i, j), (r, c) in pairs)
+        terms = " + ".join(f"{fmt(dy[i, j])}·{fmt(W[r, c])}" for (i, j), (r, c) in pairs)
+        text = (f"x[{u},{v}] is read by {len(pairs)} window(s): dL/dX[{u},{v}] = {names} = {terms} "
+                f"= <b>{fmt(dx[u, v])}</b>.")
+        links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, boxes, text)
+    caption = (f"Input {n}×{n}, kernel {k}×{k} holding 1…{k * k} (every weight recognisable), stride {s}, "
+               f"padding {p} → output {Ho}×{Ho}. The weights a cell meets run backwards (W[{k - 1},{k - 1}] first): "
+               f"rot180(W) over the prepared dL/dY (green box) gives the same sum.")
+    c = n // 2
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dx", c, c)}
+
+
+class ConvInputCell(Explorable):
+    """Chapter 7: follow one input cell through the convolution's backward pass.
+
+    Controls: input size, kernel size k, stride, padding (the upstream gradient is a fixed draw
+    of small integers, :func:`upstream_values`).  The followed cell is chosen by hovering,
+    tapping or the arrow keys."""
+
+    TITLE = "Convolution backward: which weights carry each input cell's gradient"
+
+    SIZES = (3, 4, 5, 6)
+
+    def make_controls(self):
+        return [
+            control("size", "input size", list(self.SIZES), default=5, labels=[f"{n}×{n}" for n in self.SIZES]),
+            control("k", "kernel k", [2, 3, 4], default=3),
+            control("stride", "stride s", [1, 2, 3], default=1),
+            control("padding", "padding p", [0, 1, 2], default=0),
+        ]
+
+    def state(self, size, k, stride, padding):
+        return input_cell_state(size, k, stride, padding, "random")
+
+
+def state_figure(state: dict, follow: Optional[str] = None, panels: Optional[Sequence[str]] = None,
+                 cell_size: float = 0.36):
+    """A static matplotlib picture of one explorable state (for pages read without JavaScript):
+    its panels side by side, with what cell ``follow`` links to outlined (windows dashed blue,
+    cells red).  ``panels`` picks panel ids (default: all)."""
+    if "message" in state:
+        raise ValueError(f"this state has nothing to draw: {state['message']}")
+    chosen = [q for q in state["panels"] if panels is None or q["id"] in panels]
+    lk = state["links"].get(follow) if follow else None
+    if follow and lk is None:
+        raise ValueError(f"no cell {follow!r} to follow; linked cells are e.g. {sorted(state['links'])[:4]}")
+    widths = [q["cols"] for q in chosen]
+    height = max(q["rows"] for q in chosen)
+    cell_size = min(cell_size, (9.4 - 0.6 * len(chosen)) / sum(widths))   # at most ~940 px wide at 100 dpi
+    fig, axes = plt.subplots(1, len(chosen), figsize=(cell_size * sum(widths) + 0.6 * len(chosen),
+                                                      cell_size * height + 1.2),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, q in zip(axes[0], chosen):
+        fill = np.array([[np.nan if f is None else f for f in row] for row in q["fill"]], dtype=float)
+        div = q["scale"] == "div"
+        ax.imshow(fill, cmap="RdBu_r" if div else "Blues", vmin=-1.0 if div else -0.3, vmax=1.0 if div else 1.6)
+        for r in range(q["rows"]):
+            for c in range(q["cols"]):
+                cls = q.get("classes", [[""] * q["cols"]] * q["rows"])[r][c]
+                if "pad" in cls:
+                    ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=PAD_GREY, edgecolor="none", zorder=1))
+                ax.text(c, r, q["text"][r][c], ha="center", va="center", fontsize=7 if len(q["text"][r][c]) > 3 else 8,
+                        color="0.5" if ("pad" in cls or "zero" in cls) else "black", zorder=2)
+        ax.set_xticks(np.arange(q["cols"]))
+        ax.set_yticks(np.arange(q["rows"]))
+        ax.set_xticklabels(q.get("colLabels", [str(c) for c in range(q["cols"])]), fontsize=7)
+        ax.set_yticklabels(q.get("rowLabels", [str(r) for r in range(q["rows"])]), fontsize=7)
+        ax.set_xticks(np.arange(-0.5, q["cols"], 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, q["rows"], 1), minor=True)
+        ax.grid(which="minor", color="0.6", linewidth=0.6)
+        ax.tick_params(which="minor", length=0)
+        ax.set_title(q["title"], fontsize=9)
+        if lk:
+            mark = np.zeros((q["rows"], q["cols"]), bool)
+            for cid in lk["cells"] + [follow]:
+                pid, r, c = cid.split(":")
+                if pid == q["id"]:
+                    mark[int(r), int(c)] = True
+            outline_cells(ax, mark, linewidth=2.0)
+            for idx, (pid, r, c, h, w, _) in enumerate(lk["windows"]):
+                if pid == q["id"]:
+                    outline_window(ax, r, c, h, w, color=WINDOW, linewidth=1.4, linestyle="--",
+                                   inset=0.06 + 0.05 * (idx % 4))
+    fig.tight_layout()
+    return fig

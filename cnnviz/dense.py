@@ -1,4 +1,4 @@
-"""Chapter 06 (flatten, dense layer, softmax and cross-entropy): figure helpers and a widget.
+"""Chapter 06 (flatten, dense layer, softmax and cross-entropy): figure helpers and an explorable.
 
 The chapter follows the network of the Stack Exchange question "Back propagation through a
 simple convolutional neural network": a 5x5 image, one 2x2 kernel, ReLU, 2x2 max pooling,
@@ -8,12 +8,12 @@ flatten, a dense layer to K classes, softmax and cross-entropy.
   returns every intermediate array (nothing is re-implemented here).
 * :func:`forward_figure` and :func:`backward_figure` draw the forward values and the gradient
   flowing backwards, stage by stage.
-* :class:`SoftmaxGradExplorer` is a small widget: pick the label, move the dense biases (each
-  bias shifts one logit) and watch ``p - y`` and the gradient of the flattened layer change.
+* :class:`SoftmaxGradient` is an explorable: pick the label, move the dense biases (each bias
+  shifts one logit) and watch ``p - y`` and the gradient of the flattened layer change; hover a
+  logit to follow it.  :func:`softmax_state` computes what it draws (a pure function).
 """
 from __future__ import annotations
 
-import html
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -21,10 +21,11 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window, show_figure
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
+from .explorable import Explorable, cell_id, control, link, panel
 
-__all__ = ["tiny_network", "forward_figure", "backward_figure", "flatten_figure",
-           "SoftmaxGradExplorer", "CHAPTER_IMAGE_SEED", "chapter_values"]
+__all__ = ["tiny_network", "forward_figure", "backward_figure", "flatten_figure", "softmax_state",
+           "SoftmaxGradient", "BIAS_STEPS", "CHAPTER_IMAGE_SEED", "chapter_values"]
 
 #: the seed of the chapter's 5x5 image (``default_rng(15).integers(0, 5, (5, 5))``)
 CHAPTER_IMAGE_SEED = 15
@@ -191,90 +192,101 @@ def flatten_figure(pool: np.ndarray, dflat: np.ndarray, cell: float = 0.6):
     return fig
 
 
-class SoftmaxGradExplorer:
-    """Pick the label and move the dense biases; watch ``p``, ``p − y`` and ``dL/df`` change.
+# ---------------------------------------------------------------------------------------------
+# The explorable (drawn in the browser from precomputed states)
+# ---------------------------------------------------------------------------------------------
 
-    Controls (attributes): ``label`` (ToggleButtons over the classes) and ``biases`` (one
-    FloatSlider per class; bias ``b_k`` adds to logit ``k`` only, so it moves one logit).
-    State recomputed on every change: ``logits``, ``p``, ``y``, ``dlogits`` (= p − y for one
-    example), ``dW``, ``dflat`` (= (p − y) Wᵀ, shape ``(1, D)``), ``dpool`` (the same numbers as the
-    ``(2, 2)`` map) and ``loss``.
-    """
+#: what each bias control adds to the chapter's bias (the reader sees the resulting bias)
+BIAS_STEPS = (-2, -1, 0, 1, 2)
 
-    BIAS_RANGE = (-3.0, 3.0)
 
-    def __init__(self, values: Optional[Dict[str, object]] = None):
-        import ipywidgets as widgets
+def softmax_state(values: Dict[str, object]) -> dict:
+    """Everything the softmax explorable draws for the chapter's network with the numbers
+    ``values`` (as :func:`chapter_values`: image, kernel, conv_b, W, b, label): logits, p, y,
+    p − y, W, f, dL/dW, dL/df and dL/dm, all from :func:`tiny_network` (the core), and what each
+    cell is linked to (hover a logit, a weight or an entry of dL/df)."""
+    v = tiny_network(**values)
+    fmt = format_value
+    W = v["W"]
+    D, K = W.shape
+    y = int(v["labels"][0])
+    s, p, onehot, d = v["logits"][0], v["p"][0], v["y"][0], v["dlogits"][0]
+    f, df, dW = v["flat"][0], v["dflat"][0], v["dW"]
+    dm = v["dpool"][0, 0]
+    Hm, Wm = dm.shape
+    names = "abcdefghijklmnopqrstuvwxyz"[:D] if D <= 26 else [str(i) for i in range(D)]
+    classes = [str(k) for k in range(K)]
+    lim = float(np.max(np.abs(np.concatenate([df, dW.ravel()])))) or 1.0
+    label_cls = [["win" if k == y else "" for k in range(K)]]
+    panels = [
+        panel("s", "logits s = fW + b", [s], scale="div", col_labels=classes),
+        panel("p", "p = softmax(s)", [p], col_labels=classes, classes=label_cls),
+        panel("y", f"one-hot y (label {y})", [onehot], col_labels=classes, classes=label_cls),
+        panel("d", "dL/ds = p − y", [d], scale="div", col_labels=classes, classes=label_cls),
+        panel("W", f"W ({D}×{K})", W, scale="div", row_labels=list(names), col_labels=classes),
+        panel("f", f"f = flatten(m) (1×{D})", [f], col_labels=list(names)),
+        panel("dW", "dL/dW = fᵀ(p − y)", dW, scale="div", limit=lim, row_labels=list(names), col_labels=classes),
+        panel("df", "dL/df = (p − y)Wᵀ", [df], scale="div", limit=lim, col_labels=list(names)),
+        panel("dm", f"dL/dm ({Hm}×{Wm}, reshaped)", dm, scale="div", limit=lim,
+              text=[[f"{names[r * Wm + c]}: {fmt(dm[r, c])}" for c in range(Wm)] for r in range(Hm)]),
+    ]
+    links = {}
+    for k in range(K):
+        cells = [cell_id(q, 0, k) for q in ("s", "p", "y", "d")]
+        cells += [cell_id(q, i, k) for q in ("W", "dW") for i in range(D)]
+        cells += [cell_id("df", 0, i) for i in range(D)] + [cell_id("dm", r, c) for r in range(Hm) for c in range(Wm)]
+        parts = ", ".join(f"{fmt(d[k] * W[i, k])}" for i in range(D))
+        role = "the label: p − y is negative here" if k == y else "not the label: p − y = p here"
+        text = (f"Class {k} ({role}): s{k} = {fmt(s[k])}, p{k} = {fmt(p[k])}, y{k} = {fmt(onehot[k])}, "
+                f"dL/ds{k} = {fmt(p[k])} − {fmt(onehot[k])} = <b>{fmt(d[k])}</b>. Through column {k} of W it adds "
+                f"dL/ds{k}·W[:,{k}] = ({parts}) to dL/df.")
+        lk = link(cells, [], text)
+        for q in ("s", "p", "y", "d"):
+            links[cell_id(q, 0, k)] = lk
+    for i in range(D):
+        r, c = divmod(i, Wm)
+        cells = [cell_id("df", 0, i), cell_id("f", 0, i), cell_id("dm", r, c)]
+        cells += [cell_id("W", i, k) for k in range(K)] + [cell_id("d", 0, k) for k in range(K)]
+        terms = " + ".join(f"{fmt(W[i, k])}·{fmt(d[k])}" for k in range(K))
+        text = (f"dL/df_{names[i]} = Σ_k W[{names[i]},k]·dL/ds_k = {terms} = <b>{fmt(df[i])}</b>; "
+                f"un-flattened, it is dL/dm[{r},{c}] (flatten only moved the value).")
+        lk = link(cells, [], text)
+        links[cell_id("df", 0, i)] = links[cell_id("dm", r, c)] = links[cell_id("f", 0, i)] = lk
+        for k in range(K):
+            cells = [cell_id("W", i, k), cell_id("dW", i, k), cell_id("f", 0, i), cell_id("d", 0, k),
+                     cell_id("s", 0, k), cell_id("df", 0, i)]
+            text = (f"W[{names[i]},{k}] = {fmt(W[i, k])} multiplies f_{names[i]} = {fmt(f[i])} into s{k}: "
+                    f"dL/dW[{names[i]},{k}] = f_{names[i]}·dL/ds{k} = {fmt(f[i])}·{fmt(d[k])} = <b>{fmt(dW[i, k])}</b>, "
+                    f"and it carries dL/ds{k} back to dL/df_{names[i]}.")
+            links[cell_id("W", i, k)] = links[cell_id("dW", i, k)] = link(cells, [], text)
+    pred = int(np.argmax(p))
+    verdict = "right" if pred == y else "wrong"
+    caption = (f"b = ({', '.join(fmt(t) for t in v['b'])}); loss = −log p{y} = {float(v['loss']):.4f}; "
+               f"the network predicts class {pred} ({verdict}). p − y sums to {fmt(round(float(d.sum()), 12) + 0.0)} "
+               "and is negative only at the label.")
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("d", 0, y)}
 
-        v = chapter_values() if values is None else dict(values)
-        self.image, self.kernel, self.conv_b = v["image"], v["kernel"], v["conv_b"]
-        self.W = np.asarray(v["W"], dtype=float)
-        self.K = self.W.shape[1]
-        b0 = np.asarray(v["b"], dtype=float)
-        lo, hi = self.BIAS_RANGE
-        self.label = widgets.ToggleButtons(options=list(range(self.K)), value=int(v["label"]),
-                                           description="label y")
-        self.biases = [widgets.FloatSlider(value=float(np.clip(b0[k], lo, hi)), min=lo, max=hi, step=0.1,
-                                           description=f"bias b{k}", continuous_update=False,
-                                           readout_format=".1f")
-                       for k in range(self.K)]
-        self.out = widgets.Output()
-        self.summary = widgets.HTML()
-        self.label.observe(self._on_change, names="value")
-        for s in self.biases:
-            s.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([self.label, widgets.HBox(self.biases[:2]),
-                                    widgets.HBox(self.biases[2:]), self.summary, self.out])
-        self.update()
 
-    # -- state -------------------------------------------------------------------------------
-    def _on_change(self, change) -> None:
-        self.update()
+class SoftmaxGradient(Explorable):
+    """Chapter 6: the label and the dense biases, and the gradient p − y they produce.
 
-    def _compute(self) -> None:
-        b = np.array([s.value for s in self.biases], dtype=float)
-        self.values = tiny_network(self.image, self.kernel, self.conv_b, self.W, b, int(self.label.value))
-        v = self.values
-        self.b = b
-        self.logits = v["logits"]
-        self.p = v["p"]
-        self.y = v["y"]
-        self.dlogits = v["dlogits"]
-        self.dW = v["dW"]
-        self.dflat = v["dflat"]
-        self.dpool = v["dpool"][0, 0]
-        self.loss = float(v["loss"])
-        self.prediction = int(np.argmax(self.p))
+    Controls: the label (a select over the classes) and one slider per dense bias (each moves
+    one logit; the options are the chapter's bias plus :data:`BIAS_STEPS`).  Hover a logit, a
+    weight or an entry of dL/df to follow it."""
 
-    def _summary_html(self) -> str:
-        y = int(self.label.value)
-        fmt = lambda a: ", ".join(f"{t:+.3f}" for t in np.ravel(a))  # noqa: E731
-        verdict = ("the prediction is right" if self.prediction == y
-                   else f"the network predicts class {self.prediction}")
-        return (f"<b>loss</b> = −log p<sub>{y}</sub> = {self.loss:.4f} ({html.escape(verdict)})<br>"
-                f"<b>p − y</b> = [{fmt(self.dlogits)}] (sums to {float(self.dlogits.sum()):+.1e}; "
-                f"only entry {y} is negative)<br>"
-                f"<b>dL/df</b> = (p − y) Wᵀ = [{fmt(self.dflat)}]")
+    TITLE = "Softmax + cross-entropy: p − y, and the gradient reaching the flattened layer"
 
-    def update(self) -> None:
-        """Recompute the state, the summary and the picture in the Output widget."""
-        self._compute()
-        self.summary.value = self._summary_html()
-        show_figure(self.out, self.figure(), dpi=90)
+    def make_controls(self):
+        base = chapter_values()
+        K = base["W"].shape[1]
+        ctl = [control("label", "label y", list(range(K)), default=int(base["label"]), kind="select",
+                       labels=[f"class {k}" for k in range(K)])]
+        for k in range(K):
+            ctl.append(control(f"b{k}", f"bias b{k}", list(BIAS_STEPS), default=0,
+                               labels=[format_value(base["b"][k] + t) for t in BIAS_STEPS]))
+        return ctl
 
-    def figure(self, cell: float = 0.62):
-        """A new figure of the current state: logits, p, y, p − y, dL/dW, dL/df, dL/dm."""
-        classes = [str(k) for k in range(self.K)]
-        rows = [[{"M": self.logits, "title": "logits s", "diverging": True, "col_labels": classes},
-                 {"M": self.p, "title": "p = softmax(s)", "col_labels": classes, "fmt": "{:.3f}"},
-                 {"M": self.y, "title": "one-hot y", "col_labels": classes},
-                 {"M": self.dlogits, "title": "dL/ds = p − y", "diverging": True, "col_labels": classes,
-                  "fmt": "{:+.3f}"}],
-                [{"M": self.dW, "title": "dL/dW = fᵀ(p − y)", "diverging": True, "col_labels": classes,
-                  "row_labels": list("abcd")},
-                 {"M": self.dflat, "title": "dL/df = (p − y)Wᵀ", "diverging": True,
-                  "col_labels": list("abcd")},
-                 {"M": self.dpool, "title": "dL/dm (2×2)", "diverging": True}]]
-        return _rows_figure(rows, cell=cell, suptitle=f"label y = {int(self.label.value)}, "
-                            f"biases b = [{', '.join(format_value(t) for t in self.b)}], "
-                            f"loss = {self.loss:.4f}")
+    def state(self, label, **steps):
+        base = chapter_values()
+        b = base["b"] + np.array([steps[f"b{k}"] for k in range(base["W"].shape[1])], dtype=float)
+        return softmax_state({**base, "b": b, "label": label})

@@ -1,4 +1,4 @@
-"""Tests of chapter 06's helpers (cnnviz.dense): the tiny network, the figures and the widget.
+"""Tests of chapter 06's helpers (cnnviz.dense): the tiny network, the figures and the explorable.
 
 Expected values are computed here independently of the code under test: the forward pass and
 every gradient with plain numpy loops and the hand-derived formulas (p - y, f^T delta, delta W^T,
@@ -200,8 +200,12 @@ def test_flatten_figure_letters_and_order():
 
 
 # ---------------------------------------------------------------------------
-# The widget
+# The explorable
 # ---------------------------------------------------------------------------
+
+fmt = dense.format_value
+CHAPTER_B = np.array([0.1, -0.1, 0.0])
+
 
 def expected_state(label, biases, vals=None):
     vals = dict(dense.chapter_values() if vals is None else vals)
@@ -210,108 +214,118 @@ def expected_state(label, biases, vals=None):
     return reference(**vals)
 
 
-def test_widget_default_state():
-    w = dense.SoftmaxGradExplorer()
-    ref = expected_state(2, [0.1, -0.1, 0.0])
-    np.testing.assert_allclose(w.p[0], ref["p"], rtol=1e-12)
-    np.testing.assert_allclose(w.dlogits[0], ref["delta"], atol=1e-12)
-    np.testing.assert_allclose(w.dflat[0], ref["df"], atol=1e-12)
-    np.testing.assert_allclose(w.dpool, ref["dm"], atol=1e-12)
-    np.testing.assert_allclose(w.dW, ref["dW"], atol=1e-12)
-    assert np.isclose(w.loss, ref["loss"])
-    assert w.prediction == 0
-    assert f"{ref['loss']:.4f}" in w.summary.value
-    assert "predicts class 0" in w.summary.value
-    assert len(w.out.outputs) == 1 and "image/png" in w.out.outputs[0]["data"]
+@pytest.fixture(scope="module")
+def explorable():
+    return dense.SoftmaxGradient()
 
 
-def test_widget_label_changes_only_y():
-    w = dense.SoftmaxGradExplorer()
-    p0 = w.p.copy()
-    w.label.value = 0
-    np.testing.assert_array_equal(w.p, p0)
-    np.testing.assert_array_equal(w.y, [[1.0, 0.0, 0.0]])
-    ref = expected_state(0, [0.1, -0.1, 0.0])
-    np.testing.assert_allclose(w.dlogits[0], ref["delta"], atol=1e-12)
-    np.testing.assert_allclose(w.dflat[0], ref["df"], atol=1e-12)
-    assert "the prediction is right" in w.summary.value
-    assert f"{ref['loss']:.4f}" in w.summary.value
-    # the summary lists p - y with three decimals; the only negative entry is at the label
-    listed = [float(t) for t in re.search(r"p − y</b> = \[([^\]]*)\]", w.summary.value).group(1).split(",")]
-    np.testing.assert_allclose(listed, np.round(ref["delta"], 3), atol=1e-9)
-    assert [i for i, t in enumerate(listed) if t < 0] == [0]
+def check_state(state, label, b):
+    """One stored state against the loop reference (no core): every number drawn, every link."""
+    ref = expected_state(label, b)
+    P = {q["id"]: q for q in state["panels"]}
+    assert list(P) == ["s", "p", "y", "d", "W", "f", "dW", "df", "dm"]
+    assert P["s"]["text"] == [[fmt(t) for t in ref["s"]]]
+    assert P["p"]["text"] == [[fmt(t) for t in ref["p"]]]
+    assert P["y"]["text"] == [[fmt(t) for t in ref["y"]]]
+    assert P["d"]["text"] == [[fmt(t) for t in ref["delta"]]]
+    assert P["dW"]["text"] == [[fmt(t) for t in row] for row in ref["dW"]]
+    assert P["df"]["text"] == [[fmt(t) for t in ref["df"]]]
+    letters = "abcd"
+    assert P["dm"]["text"] == [[f"{letters[2 * r + c]}: {fmt(ref['dm'][r, c])}" for c in range(2)] for r in range(2)]
+    # the label is marked, and p - y is negative there only
+    assert [c for c in range(3) if "win" in P["d"]["classes"][0][c]] == [label]
+    assert ref["delta"][label] < 0 and (np.delete(ref["delta"], label) > 0).all()
+    assert f"loss = −log p{label} = {ref['loss']:.4f}" in state["caption"]
+    pred = int(np.argmax(ref["p"]))
+    assert f"predicts class {pred} ({'right' if pred == label else 'wrong'})" in state["caption"]
+    assert "p − y sums to 0 " in state["caption"]
+    assert state["focus"] == f"d:0:{label}"
+    # links point at existing cells; the numbers they print are the reference's
+    for key, lk in state["links"].items():
+        for cid in [key] + lk["cells"]:
+            pid, r, c = cid.split(":")
+            assert pid in P and 0 <= int(r) < P[pid]["rows"] and 0 <= int(c) < P[pid]["cols"], cid
+    for k in range(3):
+        lk = state["links"][f"s:0:{k}"]
+        assert all(state["links"][f"{q}:0:{k}"] == lk for q in "pyd")
+        assert f"= <b>{fmt(ref['delta'][k])}</b>" in lk["text"]
+        assert f"({', '.join(fmt(ref['delta'][k] * w) for w in dense.chapter_values()['W'][:, k])})" in lk["text"]
+        assert {f"W:{i}:{k}" for i in range(4)} <= set(lk["cells"])
+    W = dense.chapter_values()["W"]
+    for i in range(4):
+        lk = state["links"][f"df:0:{i}"]
+        assert state["links"][f"dm:{i // 2}:{i % 2}"] == lk
+        terms = " + ".join(f"{fmt(W[i, k])}·{fmt(ref['delta'][k])}" for k in range(3))
+        assert f"{terms} = <b>{fmt(ref['df'][i])}</b>" in lk["text"]
+        assert sum(W[i, k] * ref["delta"][k] for k in range(3)) == pytest.approx(ref["df"][i], abs=1e-12)
+        for k in range(3):
+            text = state["links"][f"W:{i}:{k}"]["text"]
+            assert state["links"][f"dW:{i}:{k}"]["text"] == text
+            assert f"= <b>{fmt(ref['dW'][i, k])}</b>" in text
 
 
-def test_widget_bias_moves_one_logit():
-    w = dense.SoftmaxGradExplorer()
-    s0 = w.logits.copy()
-    w.biases[1].value = 2.0
-    diff = w.logits - s0
-    np.testing.assert_allclose(diff, [[0.0, 2.1, 0.0]], atol=1e-12)   # b1 went from -0.1 to 2.0
-    ref = expected_state(2, [0.1, 2.0, 0.0])
-    np.testing.assert_allclose(w.dflat[0], ref["df"], atol=1e-12)
-    fig = w.figure()
-    try:
-        titles = [ax.get_title() for ax in visible_axes(fig)]
-        assert len(titles) == 7
-        dz_ax = visible_axes(fig)[titles.index("dL/ds = p − y")]
-        assert axes_texts(dz_ax) == [f"{t:+.3f}" for t in ref["delta"]]
-        assert "2" in fig._suptitle.get_text() and f"{ref['loss']:.4f}" in fig._suptitle.get_text()
-    finally:
-        plt.close(fig)
+def test_every_control_value(explorable):
+    """The full grid: every label x every option of each bias (375 states)."""
+    specs = {c["name"]: c for c in explorable.controls}
+    assert list(specs) == ["label", "b0", "b1", "b2"]
+    assert specs["label"]["options"] == [0, 1, 2] and specs["label"]["default"] == 2
+    for k in range(3):
+        assert specs[f"b{k}"]["options"] == list(dense.BIAS_STEPS) and specs[f"b{k}"]["default"] == 0
+        assert specs[f"b{k}"]["labels"] == [fmt(CHAPTER_B[k] + t) for t in dense.BIAS_STEPS]
+    n = 0
+    for label, s0, s1, s2 in itertools.product([0, 1, 2], *[dense.BIAS_STEPS] * 3):
+        state = explorable.set(label=label, b0=s0, b1=s1, b2=s2)
+        check_state(state, label, CHAPTER_B + [s0, s1, s2])
+        n += 1
+    assert n == len(explorable.states) == 375
 
 
-def set_biases(w, values):
-    for slider, value in zip(w.biases, values):
-        if slider.value != value:          # only touch what changes (each change redraws)
-            slider.value = value
+def test_default_state_is_the_chapters(explorable):
+    state = explorable.set(label=2, b0=0, b1=0, b2=0)
+    ref = expected_state(2, CHAPTER_B)
+    assert "loss = −log p2 = 1.2360" in state["caption"] and "predicts class 0 (wrong)" in state["caption"]
+    assert state["links"]["d:0:2"]["text"].startswith("Class 2 (the label")
+    np.testing.assert_allclose(ref["delta"].sum(), 0, atol=1e-15)
 
 
-def check_state(w, label):
-    assert np.isclose(w.p.sum(), 1.0) and np.isfinite(w.p).all()
-    assert abs(w.dlogits.sum()) < 1e-12
-    assert w.dlogits[0, label] < 0 and (np.delete(w.dlogits[0], label) > 0).all()
-    ref = expected_state(label, [sl.value for sl in w.biases])
-    np.testing.assert_allclose(w.dlogits[0], ref["delta"], atol=1e-12)
-    np.testing.assert_allclose(w.dflat[0], ref["df"], atol=1e-12)
-    np.testing.assert_allclose(w.dpool, ref["dm"], atol=1e-12)
-    assert f"{ref['loss']:.4f}" in w.summary.value
-    assert len(w.out.outputs) == 1
+def test_label_changes_only_y(explorable):
+    a = explorable.set(label=2, b0=0, b1=0, b2=0)
+    b = explorable.set(label=0)
+    P, Q = ({q["id"]: q for q in st["panels"]} for st in (a, b))
+    assert P["p"]["text"] == Q["p"]["text"] and P["s"]["text"] == Q["s"]["text"]
+    assert Q["y"]["text"] == [["1", "0", "0"]]
+    assert "predicts class 0 (right)" in b["caption"]
 
 
-def test_widget_sweep_every_combination_state(monkeypatch):
-    """Every label x every bias slider at min / middle / max (81 states); the drawing is stubbed
-    out here (it is exercised for real in the next test) to keep the sweep fast."""
-    w = dense.SoftmaxGradExplorer()
-    monkeypatch.setattr(w, "figure", lambda *a, **k: plt.figure(figsize=(1, 1)))
-    lo, hi = w.BIAS_RANGE
-    for label in w.label.options:
-        w.label.value = label
-        for b in itertools.product((lo, 0.0, hi), repeat=w.K):
-            set_biases(w, b)
-            check_state(w, label)
+def test_bias_moves_one_logit(explorable):
+    a = explorable.set(label=2, b0=0, b1=0, b2=0)
+    b = explorable.set(b1=2)
+    s_a = expected_state(2, CHAPTER_B)["s"]
+    s_b = expected_state(2, CHAPTER_B + [0, 2, 0])["s"]
+    np.testing.assert_allclose(s_b - s_a, [0, 2, 0], atol=1e-12)
+    sa, sb = ({q["id"]: q for q in st["panels"]}["s"]["text"][0] for st in (a, b))
+    assert sa[0] == sb[0] and sa[2] == sb[2] and sa[1] != sb[1]
+    assert "b = (0.1, 1.9, 0)" in b["caption"]
 
 
-def test_widget_sweep_extremes_with_drawing():
-    w = dense.SoftmaxGradExplorer()
-    lo, hi = w.BIAS_RANGE
-    for label in w.label.options:
-        w.label.value = label
-        for b in ([lo] * w.K, [hi, lo, hi], [hi] * w.K):
-            set_biases(w, b)
-            check_state(w, label)
-    fig = w.figure()
-    try:
-        assert len(visible_axes(fig)) == 7
-    finally:
-        plt.close(fig)
+def test_controls_repr_payload_and_rebuild(explorable):
+    with pytest.raises(ValueError, match="b0 must be one of"):
+        explorable.set(b0=0.5)
+    assert repr(explorable) == repr(dense.SoftmaxGradient())
+    assert "0x" not in repr(explorable) and "run this cell" in repr(explorable)
+    assert explorable.payload_size() <= 250_000
+    import json
+    from cnnviz.explorable import rebuild
+    again = rebuild("SoftmaxGradient", explorable.config)
+    assert json.dumps(again.states, sort_keys=True) == json.dumps(explorable.states, sort_keys=True)
 
 
-def test_widget_clamps_out_of_range_bias():
-    vals = dense.chapter_values()
-    vals["b"] = np.array([10.0, -10.0, 0.0])
-    w = dense.SoftmaxGradExplorer(vals)
-    assert [s.value for s in w.biases] == [3.0, -3.0, 0.0]
-    w.biases[0].value = 99.0                                   # the slider clamps, nothing raises
-    assert w.biases[0].value == 3.0
-    plt.close("all")
+def test_softmax_state_with_other_numbers():
+    """The state function works for any network numbers (here random ones) and matches the loops."""
+    for seed in range(3):
+        vals = random_values(seed)
+        state = dense.softmax_state(vals)
+        ref = reference(**vals)
+        P = {q["id"]: q for q in state["panels"]}
+        assert P["d"]["text"] == [[fmt(t) for t in ref["delta"]]]
+        assert P["df"]["text"] == [[fmt(t) for t in ref["df"]]]

@@ -1,10 +1,13 @@
-"""Tests of chapter 07's widget (cnnviz.conv.ConvGradExplorer) and figure helpers.
+"""Tests of chapter 07's explorable (cnnviz.conv.ConvInputCell, input_cell_state) and figure helpers.
 
-The expected values are computed here independently of the code under test: the influenced
-outputs and weight indices by brute force (a loop over every output and every kernel position),
-dX by mlp_cnn_core.conv2d_backward on a kernel and an upstream gradient built in the test.
+The expected values are computed here independently of the code under test: the windows that read
+an input cell and the weight each one uses by brute force (a loop over every output and every kernel
+position), dX by mlp_cnn_core.conv2d_backward on the kernel 1..k*k and the seeded upstream gradient,
+built in the test.
 """
 import itertools
+import json
+import re
 
 import matplotlib
 
@@ -14,8 +17,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import mlp_cnn_core as core  # noqa: E402
-from cnnviz.conv import (ConvGradExplorer, conv_matrix, full_correlation_figure,  # noqa: E402
-                         prepared_gradient, upstream_values)
+from cnnviz.conv import (ConvInputCell, conv_matrix, full_correlation_figure, influence,  # noqa: E402
+                         input_cell_state, prepared_gradient, state_figure, upstream_values)
+from cnnviz.draw import format_value  # noqa: E402
+from cnnviz.explorable import rebuild  # noqa: E402
+
+fmt = format_value
 
 
 def brute_force(n, k, s, p, u, v):
@@ -32,147 +39,159 @@ def brute_force(n, k, s, p, u, v):
     return found
 
 
+def kernel(k):
+    return np.arange(1, k * k + 1, dtype=float).reshape(k, k)
+
+
 def core_dx(n, k, s, p, dy):
-    w = np.arange(1, k * k + 1, dtype=float).reshape(1, 1, k, k)
-    _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), w, None, s, p)
+    _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), kernel(k)[None, None], None, s, p)
     return core.conv2d_backward(dy[None, None], cache)[0][0, 0]
 
 
-def set_controls(w, n, k, s, p, u, v, upstream="ones"):
-    w.size.value = n
-    w.kernel.value = k
-    w.stride.value = s
-    w.padding.value = p
-    w.row.value = u
-    w.col.value = v
-    w.upstream.value = upstream
+def panels_of(state):
+    return {q["id"]: q for q in state["panels"]}
 
 
-def check_state(w, n, k, s, p, u, v):
+def check_state(state, n, k, s, p):
+    """One state of the explorable against brute force and the core."""
     if k > n + 2 * p:
-        assert not w.valid
-        assert "larger than the padded input" in w.summary.value
-        assert w.pairs == []
+        assert set(state) == {"message"} and "larger than the padded input" in state["message"]
         return
-    assert w.valid
-    expected = brute_force(n, k, s, p, u, v)
     Ho = (n + 2 * p - k) // s + 1
-    assert w.out_size == Ho and w.mask.shape == (Ho, Ho)
-    got = {ij: rs for ij, rs in w.pairs}
-    assert got == expected
-    assert set(zip(*map(list, np.nonzero(w.mask)))) == set(expected)
-    for (i, j), (r, c) in expected.items():
-        assert tuple(w.weight_index[i, j]) == (r, c)
-    assert np.all(w.weight_index[~w.mask] == -1)
-    dx = core_dx(n, k, s, p, w.dy)
-    np.testing.assert_allclose(w.dx, dx, atol=1e-12)
-    assert w.dx_cell == pytest.approx(dx[u, v], abs=1e-12)
-    kern = np.arange(1, k * k + 1, dtype=float).reshape(k, k)
-    assert w.dx_cell_sum == pytest.approx(sum(w.dy[i, j] * kern[r, c] for (i, j), (r, c) in expected.items()))
-    if expected:
-        for (i, j), (r, c) in expected.items():
-            assert f"Y[{i},{j}] via w[{r},{c}]" in w.summary.value
-        assert f"influenced <b>{len(expected)}</b>" in w.summary.value
-    else:
-        assert "no output" in w.summary.value
+    dy = upstream_values((Ho, Ho), "random")
+    dx = core_dx(n, k, s, p, dy)
+    P = panels_of(state)
+    assert set(P) == {"x", "w", "dy", "dx", "g", "wr"}
+    assert (P["x"]["rows"], P["dy"]["rows"], P["dx"]["rows"], P["w"]["rows"]) == (n + 2 * p, Ho, n, k)
+    assert P["dx"]["text"] == [[fmt(t) for t in row] for row in dx]
+    assert P["dy"]["text"] == [[fmt(t) for t in row] for row in dy]
+    assert P["w"]["text"] == [[fmt(t) for t in row] for row in kernel(k)]
+    assert P["wr"]["text"] == [[fmt(t) for t in row] for row in kernel(k)[::-1, ::-1]]
+    # every link points at cells and panels that exist
+    for key, lk in state["links"].items():
+        for cid in [key] + lk["cells"]:
+            pid, r, c = cid.split(":")
+            assert pid in P and 0 <= int(r) < P[pid]["rows"] and 0 <= int(c) < P[pid]["cols"], cid
+        for pid, r, c, h, w, _ in lk["windows"]:
+            assert pid in P and r >= 0 and c >= 0 and r + h <= P[pid]["rows"] and c + w <= P[pid]["cols"]
+    for u, v in itertools.product(range(n), range(n)):
+        pairs = brute_force(n, k, s, p, u, v)
+        # the padded input shows how many windows read each cell; padding cells are marked
+        assert P["x"]["text"][u + p][v + p] == str(len(pairs))
+        lk = state["links"][f"dx:{u}:{v}"]
+        assert state["links"][f"x:{u + p}:{v + p}"] == lk
+        text = lk["text"]
+        assert f"dL/dX[{u},{v}]" in text
+        if not pairs:
+            assert "no window" in text and dx[u, v] == 0 and lk["windows"] == []
+            continue
+        assert f"read by {len(pairs)} window(s)" in text
+        assert text.endswith(f"= <b>{fmt(dx[u, v])}</b>.")
+        # the terms, in the order of the windows, and their sum is the core's dX
+        names = re.findall(r"dY\[(\d+),(\d+)\]·W\[(\d+),(\d+)\]", text)
+        assert {(int(a), int(b)): (int(c), int(d)) for a, b, c, d in names} == pairs
+        assert sum(dy[i, j] * kernel(k)[r, c] for (i, j), (r, c) in pairs.items()) == pytest.approx(dx[u, v], abs=1e-12)
+        assert sorted(map(tuple, lk["windows"])) == sorted(
+            [("x", i * s, j * s, k, k, "") for i, j in pairs] + [("g", u + p, v + p, k, k, "")])
+        cells = set(lk["cells"])
+        assert {c for c in cells if c.startswith("w:")} == {f"w:{r}:{c}" for r, c in pairs.values()}
+        assert {c for c in cells if c.startswith("wr:")} == {f"wr:{k - 1 - r}:{k - 1 - c}" for r, c in pairs.values()}
+        assert {c for c in cells if c.startswith("dy:")} == {f"dy:{i}:{j}" for i, j in pairs}
+    for pad in [(a, b) for a in range(n + 2 * p) for b in range(n + 2 * p)
+                if not (p <= a < p + n and p <= b < p + n)]:
+        assert "pad" in P["x"]["classes"][pad[0]][pad[1]] and P["x"]["text"][pad[0]][pad[1]] == ""
+    for i, j in itertools.product(range(Ho), range(Ho)):
+        assert state["links"][f"dy:{i}:{j}"]["windows"] == [["x", i * s, j * s, k, k, ""]]
 
 
-def test_default_state_is_the_rotated_kernel():
-    w = ConvGradExplorer(draw=False)
-    assert (w.size.value, w.kernel.value, w.stride.value, w.padding.value, w.row.value, w.col.value) == (5, 3, 1, 0, 2, 2)
-    # hand-worked: output (i, j) uses w[2 - i, 2 - j]: the index grid rotated by 180 degrees
-    for i in range(3):
-        for j in range(3):
-            assert tuple(w.weight_index[i, j]) == (2 - i, 2 - j)
-    assert w.mask.all()
-    assert w.dx_cell == 45.0 == sum(range(1, 10))  # all-ones upstream: every weight once
-    assert "rotated by 180°" in w.summary.value
-    check_state(w, 5, 3, 1, 0, 2, 2)
+@pytest.fixture(scope="module")
+def explorable():
+    return ConvInputCell()
+
+
+def test_every_control_value(explorable):
+    """The full grid: each stored state agrees with brute force and the core."""
+    specs = {c["name"]: c["options"] for c in explorable.controls}
+    assert specs == {"size": [3, 4, 5, 6], "k": [2, 3, 4], "stride": [1, 2, 3], "padding": [0, 1, 2]}
+    seen = 0
+    for n, k, s, p in itertools.product(*specs.values()):
+        state = explorable.set(size=n, k=k, stride=s, padding=p)
+        check_state(state, n, k, s, p)
+        seen += 1
+    assert seen == len(explorable.states) == 108
+
+
+def test_default_state_reads_the_kernel_backwards(explorable):
+    explorable.set(size=5, k=3, stride=1, padding=0)
+    state = explorable.current()
+    assert state["focus"] == "dx:2:2"
+    text = state["links"]["dx:2:2"]["text"]
+    # hand-worked: window (i, j) meets the centre cell through W[2 - i, 2 - j]
+    order = re.findall(r"W\[(\d),(\d)\]", text)
+    assert [(int(r), int(c)) for r, c in order] == [(2 - i, 2 - j) for i in range(3) for j in range(3)]
+    assert "W[2,2] first" in state["caption"]
 
 
 def test_strided_padded_hand_example():
-    w = ConvGradExplorer(size=6, kernel=3, stride=2, padding=1, row=3, col=2, draw=False)
+    state = input_cell_state(6, 3, 2, 1)
     # padded row 4 is read by output rows 1 (kernel row 2) and 2 (kernel row 0);
     # padded col 3 by output col 1 (kernel col 1) only
-    assert dict(w.pairs) == {(1, 1): (2, 1), (2, 1): (0, 1)}
-    assert w.dx_cell == 8 + 2  # w[2,1] = 8, w[0,1] = 2, upstream ones
+    assert brute_force(6, 3, 2, 1, 3, 2) == {(1, 1): (2, 1), (2, 1): (0, 1)}
+    text = state["links"]["dx:3:2"]["text"]
+    assert "dY[1,1]·W[2,1] + dY[2,1]·W[0,1]" in text
+    dy = upstream_values((3, 3), "random")
+    assert text.endswith(f"= <b>{fmt(dy[1, 1] * 8 + dy[2, 1] * 2)}</b>.")
 
 
 def test_unreached_cell_gets_zero():
     # H = 6, k = 3, stride 2, no padding: windows cover rows 0..4, row 5 is never read
-    w = ConvGradExplorer(size=6, kernel=3, stride=2, padding=0, row=5, col=1, draw=False)
-    assert w.pairs == [] and w.dx_cell == 0.0
-    assert "no output" in w.summary.value
-    assert np.all(w.dx[5] == 0) and np.all(w.dx[:, 5] == 0)
+    state = input_cell_state(6, 3, 2, 0)
+    assert "no window" in state["links"]["dx:5:1"]["text"]
+    assert panels_of(state)["dx"]["text"][5] == ["0"] * 6
 
 
-def test_random_upstream_matches_core():
-    w = ConvGradExplorer(size=7, kernel=3, stride=2, padding=1, row=3, col=4, upstream="random", draw=False)
-    assert not np.all(w.dy == 1)
-    np.testing.assert_array_equal(w.dy, upstream_values((4, 4), "random"))
-    check_state(w, 7, 3, 2, 1, 3, 4)
+def test_kernel_larger_than_padded_input(explorable):
+    assert "no output" in explorable.set(size=3, k=4, stride=1, padding=0)["message"]
+    assert "panels" in explorable.set(size=3, k=4, stride=1, padding=1)
 
 
-def test_kernel_larger_than_padded_input_does_not_raise():
-    w = ConvGradExplorer(size=3, kernel=4, padding=0, row=1, col=1)
-    assert not w.valid
-    assert "larger than the padded input" in w.summary.value
-    fig = w.figure()
-    assert any("No output" in t.get_text() for t in fig.axes[0].texts)
-    plt.close(fig)
-    w.padding.value = 1  # now 4 <= 3 + 2
-    assert w.valid
-    check_state(w, 3, 4, 1, 1, 1, 1)
+def test_influence_matches_brute_force():
+    for n, k, s, p in itertools.product([3, 5, 7], [1, 2, 4], [1, 2, 3], [0, 2]):
+        if k > n + 2 * p:
+            continue
+        for u, v in itertools.product(range(n), range(n)):
+            mask, index = influence(n, k, s, p, u, v)
+            found = brute_force(n, k, s, p, u, v)
+            assert {(int(i), int(j)) for i, j in zip(*np.nonzero(mask))} == set(found)
+            for (i, j), rc in found.items():
+                assert tuple(index[i, j]) == rc
+            assert np.all(index[~mask] == -1)
 
 
-def test_row_col_follow_the_input_size():
-    w = ConvGradExplorer(size=8, row=7, col=6, draw=False)
-    w.size.value = 4
-    assert (w.row.max, w.col.max) == (3, 3)
-    assert (w.row.value, w.col.value) == (3, 3)
-    check_state(w, 4, 3, 1, 0, 3, 3)
-    w.size.value = 8
-    assert w.row.max == 7 and w.row.value == 3
+def test_controls_repr_payload_and_rebuild(explorable):
+    with pytest.raises(ValueError, match="stride must be one of"):
+        explorable.set(stride=4)
+    assert repr(explorable) == repr(ConvInputCell())
+    assert "0x" not in repr(explorable) and "run this cell" in repr(explorable)
+    assert explorable.payload_size() <= 250_000
+    again = rebuild("ConvInputCell", explorable.config)
+    assert json.dumps(again.states, sort_keys=True) == json.dumps(explorable.states, sort_keys=True)
 
 
-def test_figure_labels_the_influenced_outputs():
-    w = ConvGradExplorer(size=6, kernel=3, stride=2, padding=1, row=3, col=2)
-    fig = w.figure()
+def test_state_figure_draws_the_followed_cell():
+    state = input_cell_state(6, 3, 2, 1)
+    fig = state_figure(state, follow="dx:3:2", panels=["x", "w", "dy", "dx"])
     assert len(fig.axes) == 4
-    out_ax = fig.axes[2]
-    labels = sorted(t.get_text() for t in out_ax.texts if t.get_text().startswith("$w_"))
-    assert labels == sorted(f"$w_{{{r}{c}}}$" for _, (r, c) in w.pairs) == ["$w_{01}$", "$w_{21}$"]
-    # one red outline per influenced output
-    assert sum(1 for p in out_ax.patches if p.get_linewidth() == 2.5) == len(w.pairs)
-    assert f"dX[3,2] = {int(w.dx_cell)}" in fig.axes[3].get_title()
+    assert fig.get_figwidth() * fig.dpi <= 960
+    x_ax = fig.axes[0]
+    dashed = [q for q in x_ax.patches if q.get_linestyle() == "--"]
+    assert len(dashed) == 2                      # the two windows that read x[3, 2]
     fig.canvas.draw()
     plt.close(fig)
-
-
-def test_every_combination_state():
-    """Every control value (every input cell, both upstream kinds): no error, state right."""
-    w = ConvGradExplorer(draw=False)
-    for n, k, s, p, up in itertools.product(range(3, 9), range(1, 5), range(1, 4), range(0, 3),
-                                            ["ones", "random"]):
-        for u in range(n):
-            for v in range(n):
-                set_controls(w, n, k, s, p, u, v, up)
-                check_state(w, n, k, s, p, u, v)
-
-
-def test_every_geometry_draws():
-    """Every (kernel, stride, padding), the input size at its extremes and middle, draws without
-    error (the state of every combination is checked above, without drawing, for speed)."""
-    w = ConvGradExplorer(draw=False)
-    for n, k, s, p in itertools.product([3, 5, 8], range(1, 5), range(1, 4), range(0, 3)):
-        for u, v in [(0, 0), (n // 2, n - 1)] if (n, k) in {(3, 1), (8, 4)} else [(n // 2, n // 2)]:
-            set_controls(w, n, k, s, p, u, v)
-            fig = w.figure()
-            plt.close(fig)
-    # the widget's own update path (drawing into its Output) also works
-    w.draw = True
-    set_controls(w, 8, 4, 3, 2, 7, 0, "random")
-    assert w.valid
+    with pytest.raises(ValueError, match="no cell"):
+        state_figure(state, follow="dx:9:9")
+    with pytest.raises(ValueError, match="nothing to draw"):
+        state_figure(input_cell_state(3, 4, 1, 0))
 
 
 def test_prepared_gradient_and_full_correlation_figure():
@@ -193,6 +212,11 @@ def test_prepared_gradient_and_full_correlation_figure():
                                    atol=1e-12)
         fig = full_correlation_figure(dy, kern, n, s, p, cells=[(0, 0), (n - 1, n - 1)])
         assert len(fig.axes) == 3
+        assert fig.get_figwidth() * fig.dpi <= 960
+        extra = (n + 2 * p - k) % s
+        title = fig.axes[0].get_title()
+        assert f"padded by k−1 = {k - 1}" in title
+        assert (f"{k - 1 + extra} at the bottom/right" in title) == (extra > 0)
         plt.close(fig)
 
 
