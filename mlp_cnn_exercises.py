@@ -527,6 +527,7 @@ _MAXPOOL_ROWS = (
      _floats(19, (3, 2, 5, 4)), 2, 1, 1, _OVERLAP_HINT),
 )
 
+_WINDOW_HINT = "out[n, c, i, j] is the maximum of the kernel_size×kernel_size window at (i, j); " + _STRIDE_HINT
 _MAXPOOL_SHAPE_HINT = "Ho = (H + 2*padding - kernel_size) // stride + 1 (and Wo likewise)"
 
 _MAXPOOL_FORWARD = _Exercise(
@@ -543,7 +544,7 @@ _MAXPOOL_FORWARD = _Exercise(
              (_maxpool_forward(x, k, 1, p)[..., :core.pool_output_size(x.shape[-2], k, s, p),
                                            :core.pool_output_size(x.shape[-1], k, s, p)],)),
     ),
-    cases=tuple(_Case(c.name, c.tag, c.inputs, _STRIDE_HINT if c.hint in (_TIE_HINT, _OVERLAP_HINT) else c.hint)
+    cases=tuple(_Case(c.name, c.tag, c.inputs, _PAD_HINT if c.inputs["padding"] else _WINDOW_HINT)
                 for c in _pool_cases(_MAXPOOL_ROWS, with_dout=False)),
     show=("x",),
 )

@@ -294,6 +294,10 @@ ZOO = {
                                          "batch of 3", "batch"),
     "conv: dw, db from the first image": (check_conv_backward, partial(conv_backward, batch="first"),
                                           "batch of 3", "batch"),
+    "conv: db from one image": (check_conv_backward,
+                                lambda dout, x, w, s, p: conv_backward(dout, x, w, s, p)[:2] + (
+                                    dout[0].sum(axis=(1, 2)),),
+                                "batch of 3", "batch"),
     "conv: db a mean": (check_conv_backward, partial(conv_backward, db_mean=True),
                         "one 3×3 kernel", "not their mean"),
     "softmax: missing /N": (check_softmax_cross_entropy, partial(softmax_ce, divisions=0),
