@@ -468,7 +468,7 @@ _RELU = _Exercise(
                "x": np.where(_ints(8, (2, 3, 4, 5), 0, 3) == 0, -0.0, _floats(9, (2, 3, 4, 5)))},
               "dx has the shape of x; every (image, channel, row, column) is treated alike"),
     ),
-    show=("x",),
+    show=("x", "dout"),
 )
 
 

@@ -503,3 +503,12 @@ def test_the_batteries_are_float64_and_the_same_on_every_import(monkeypatch):
                     assert np.array_equal(value, twin.inputs[key]), (case.name, key)
                 else:
                     assert value == twin.inputs[key]
+
+
+def test_the_module_needs_only_numpy_and_the_core():
+    import re
+    from pathlib import Path
+    src = Path(ex.__file__).read_text()
+    imports = re.findall(r"^\s*(?:import|from)\s+(\w+)", src, re.M)
+    assert set(imports) <= {"__future__", "dataclasses", "typing", "numpy", "mlp_cnn_core"}, imports
+    assert "/work" not in src
