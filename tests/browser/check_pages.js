@@ -1,112 +1,299 @@
 // Open pages of the built book in headless Chromium and report what a reader would see.
 // The static pages load MathJax, require.js and the Jupyter widget manager from CDNs; this
-// machine has no internet, so those URLs are answered from the local npm copies below.
+// machine has no internet, so those URLs are answered from local npm copies (local_cdn.js) and
+// every other outside request is refused and reported.
 //
-//   node check_pages.js BASE_URL SCREENSHOT_DIR page1.html [page2.html ...]
+//   node check_pages.js --base URL --out REPORT.json [--shots DIR] [--expect STATES.json] page.html ...
 //
-// Prints one JSON object: {pages: {name: {...}}, blocked: [urls that were not served]}.
+// For every page: uncaught JavaScript errors, console errors, failed requests (with their
+// resource type), equations typeset, images loaded, solutions folded, widgets rendered. With
+// --expect (written by tests/test_book_build.py from the explorables' recomputed states), every
+// explorable on the page (div.cnnx, see cnnviz/static/explorable.js) has each control moved
+// through all its options -- keyboard on sliders (Home, ArrowRight..., End, ArrowLeft), choices
+// on selects, clicks on checkboxes -- and after each move the drawn key and the number in every
+// cell are compared with the expected state; the time from the control's input event to the next
+// animation frame is recorded for each move.
+//
+// Writes one JSON object to --out (or stdout): {pages: {name: {...}}, blocked: [urls]}.
+// Exits 1 when a page has a JavaScript error, a failed script/font/stylesheet request, or an
+// explorable that drew something else than expected.
 const path = require("path");
 const fs = require("fs");
 const { chromium } = require("playwright-core");
+const { routeLocal, CHROMIUM_ARGS } = require("./local_cdn");
 
-const NM = path.join(__dirname, "node_modules");
-const LOCAL = [
-  // [pattern, function(url) -> local file]
-  [/\/mathjax@3[^/]*\/es5\/(.*)$/, (m) => path.join(NM, "mathjax", "es5", m[1])],
-  [/\/require\.js\/[^/]+\/require(\.min)?\.js$/, () => path.join(NM, "requirejs", "require.js")],
-  [/\/@jupyter-widgets\/html-manager@[^/]*\/dist\/(.*)$/, (m) => path.join(NM, "@jupyter-widgets", "html-manager", "dist", m[1])],
-];
+const MUST_LOAD = new Set(["script", "font", "stylesheet"]);
 
-function localFile(url) {
-  for (const [re, fn] of LOCAL) {
-    const m = url.match(re);
-    if (m) return fn(m);
+function parseArgs(argv) {
+  const opts = { pages: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith("--")) opts[a.slice(2)] = argv[++i];
+    else opts.pages.push(a);
   }
-  return null;
+  if (!opts.base || !opts.pages.length) {
+    console.error("usage: node check_pages.js --base URL [--out FILE] [--shots DIR] [--expect FILE] page.html ...");
+    process.exit(2);
+  }
+  return opts;
+}
+
+// --- in the page ---------------------------------------------------------------------------
+// Time every control change of every explorable: from the first input/change event that reaches
+// the explorable's root (capture phase, before the view's own listener) to the end of the
+// event's dispatch (the synchronous redraw) and to the next animation frame.
+function installTiming() {
+  if (window.__cnnxTiming) return;
+  const t = (window.__cnnxTiming = { frame: [], sync: [], pending: false, t0: 0, synced: false });
+  const start = (e) => {
+    if (!e.target.closest || !e.target.closest("div.cnnx") || t.pending) return;
+    t.pending = true;
+    t.synced = false;
+    t.t0 = performance.now();
+    requestAnimationFrame(() => {
+      t.frame.push(performance.now() - t.t0);
+      t.pending = false;
+    });
+  };
+  const end = (e) => {
+    if (!t.pending || t.synced || !e.target.closest || !e.target.closest("div.cnnx")) return;
+    t.synced = true;
+    t.sync.push(performance.now() - t.t0);
+  };
+  for (const type of ["input", "change"]) {
+    document.addEventListener(type, start, true);
+    window.addEventListener(type, end, false);
+  }
+}
+
+// What explorable number `i` shows now: its key and the text of every cell of every panel.
+function drawnState(i) {
+  const root = document.querySelectorAll("div.cnnx")[i];
+  const panels = {};
+  for (const svg of root.querySelectorAll("svg[data-panel]")) {
+    const rows = [];
+    for (const g of svg.querySelectorAll("g.cnnx-cell[data-r][data-c]")) {
+      const r = Number(g.dataset.r), c = Number(g.dataset.c);
+      (rows[r] = rows[r] || [])[c] = (g.querySelector("text") || {}).textContent;
+    }
+    panels[svg.dataset.panel] = rows;
+  }
+  return { key: root.dataset.key, kind: root.dataset.kind, panels,
+           message: !!root.querySelector(".cnnx-message") };
+}
+
+// --- in node -------------------------------------------------------------------------------
+function sameGrid(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function compare(drawn, expectedKey, spec) {
+  const problems = [];
+  if (drawn.key !== expectedKey) problems.push(`data-key is ${JSON.stringify(drawn.key)}, expected ${JSON.stringify(expectedKey)}`);
+  const want = spec.states[expectedKey];
+  if (!want) {
+    problems.push(`no recomputed state for key ${JSON.stringify(expectedKey)}`);
+    return problems;
+  }
+  if (want.message !== undefined) {
+    if (!drawn.message || Object.keys(drawn.panels).length) problems.push(`key ${expectedKey}: expected the message "${want.message}"`);
+    return problems;
+  }
+  const wantIds = Object.keys(want.panels).sort(), gotIds = Object.keys(drawn.panels).sort();
+  if (!sameGrid(wantIds, gotIds)) problems.push(`key ${expectedKey}: panels ${gotIds}, expected ${wantIds}`);
+  for (const id of wantIds) {
+    if (drawn.panels[id] && !sameGrid(drawn.panels[id], want.panels[id])) {
+      problems.push(`key ${expectedKey}: panel ${id} shows ${JSON.stringify(drawn.panels[id])}, ` +
+                    `expected ${JSON.stringify(want.panels[id])}`);
+    }
+  }
+  return problems;
+}
+
+// The moves that take one control through every option, as [description, target option index].
+function sliderMoves(n, start) {
+  const moves = [["Home", 0]];
+  for (let i = 1; i < n; i++) moves.push(["ArrowRight", i]);
+  moves.push(["End", n - 1]);
+  if (n > 1) moves.push(["ArrowLeft", n - 2]);
+  moves.push(["Home", 0]);
+  for (let i = 1; i <= start; i++) moves.push(["ArrowRight", i]);  // back where it started
+  return moves;
+}
+
+async function sweepExplorable(page, i, spec) {
+  const result = { kind: spec.kind, moves: 0, problems: [], frame: [], sync: [] };
+  const root = page.locator("div.cnnx").nth(i);
+  const first = await page.evaluate(drawnState, i);
+  result.initialKey = first.key;
+  if (first.kind !== spec.kind) {
+    result.problems.push(`explorable ${i} is a ${first.kind}, expected a ${spec.kind}`);
+    return result;
+  }
+  const idx = spec.controls.map((c, j) => c.keys.indexOf(first.key.split("|")[j]));
+  if (idx.some((v) => v < 0) || first.key.split("|").length !== spec.controls.length) {
+    result.problems.push(`initial key ${first.key} does not fit the controls ${spec.controls.map((c) => c.name)}`);
+    return result;
+  }
+  result.problems.push(...compare(first, first.key, spec));
+  const expectedKey = () => spec.controls.map((c, j) => c.keys[idx[j]]).join("|");
+  const check = async (what) => {
+    await page.waitForFunction(() => !window.__cnnxTiming.pending, null, { timeout: 5000 }).catch(() => {});
+    const drawn = await page.evaluate(drawnState, i);
+    result.moves += 1;
+    for (const p of compare(drawn, expectedKey(), spec)) result.problems.push(`${what}: ${p}`);
+  };
+  for (const [j, c] of spec.controls.entries()) {
+    const input = root.locator(`[data-control="${c.name}"]`);
+    if ((await input.count()) !== 1) {
+      result.problems.push(`control ${c.name}: found ${await input.count()} elements with data-control="${c.name}"`);
+      continue;
+    }
+    const n = c.keys.length;
+    if (c.kind === "slider") {
+      await input.scrollIntoViewIfNeeded();
+      await input.focus();
+      for (const [key, target] of sliderMoves(n, idx[j])) {
+        await page.keyboard.press(key);
+        idx[j] = target;
+        await check(`${c.name} ${key}`);
+      }
+    } else if (c.kind === "select") {
+      const start = idx[j];
+      for (const target of [...Array(n).keys(), start]) {
+        await input.selectOption(String(target));
+        idx[j] = target;
+        await check(`${c.name} = option ${target}`);
+      }
+    } else if (c.kind === "toggle") {
+      for (let k = 0; k < 2; k++) {
+        await input.click();
+        idx[j] = 1 - idx[j];
+        await check(`${c.name} clicked`);
+      }
+    } else {
+      result.problems.push(`control ${c.name}: unknown kind ${c.kind}`);
+    }
+  }
+  const timing = await page.evaluate(() => {
+    const t = window.__cnnxTiming;
+    const out = { frame: t.frame.slice(), sync: t.sync.slice() };
+    t.frame.length = 0;
+    t.sync.length = 0;
+    return out;
+  });
+  result.frame = timing.frame;
+  result.sync = timing.sync;
+  if (result.problems.length > 20) result.problems = result.problems.slice(0, 20).concat([`... ${result.problems.length - 20} more`]);
+  return result;
+}
+
+async function checkPage(context, base, name, shots, expected) {
+  const page = await context.newPage();
+  const errors = [], consoleErrors = [], failedRequests = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("requestfailed", (r) => failedRequests.push({ url: r.url(), type: r.resourceType(), failure: (r.failure() || {}).errorText }));
+  page.on("response", (r) => {
+    if (r.status() >= 400) failedRequests.push({ url: r.url(), type: r.request().resourceType(), status: r.status() });
+  });
+  await page.addInitScript(installTiming);
+  const started = Date.now();
+  await page.goto(`${base}/${name}`, { waitUntil: "load" });
+  // MathJax: wait for its first typesetting pass, if the page loads it
+  await page.waitForFunction(
+    () => !document.querySelector('script[src*="mathjax"]') ||
+          (window.MathJax && window.MathJax.startup && window.MathJax.startup.document &&
+           window.MathJax.startup.promise), null, { timeout: 20000 }).catch(() => {});
+  await page.evaluate(() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise).catch(() => {});
+  // widgets: give the embed manager time to render every stored view
+  const views = await page.evaluate(() => document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length);
+  if (views) {
+    await page.waitForFunction((n) => document.querySelectorAll(".widget-subarea").length >= n &&
+      Array.from(document.querySelectorAll(".widget-subarea")).every((s) => s.childElementCount > 0),
+      views, { timeout: 30000 }).catch(() => {});
+    const want = (expected || []).length;
+    if (want) await page.waitForFunction((n) => document.querySelectorAll("div.cnnx[data-key]").length >= n, want, { timeout: 30000 }).catch(() => {});
+    await page.waitForTimeout(300);  // late errors of the widget manager (typesetting, fonts)
+  }
+  const info = await page.evaluate(() => {
+    const imgs = Array.from(document.querySelectorAll("main img"));
+    const sol = Array.from(document.querySelectorAll(".solution.dropdown, details.solution, .solution-dropdown, div.solution"));
+    const visible = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
+    return {
+      title: document.title,
+      mathSource: document.querySelectorAll(".math, span.math, div.math").length,
+      mathRendered: document.querySelectorAll("mjx-container").length,
+      mathErrors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
+      images: imgs.length,
+      brokenImages: imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.getAttribute("src")),
+      solutions: sol.length,
+      widgetState: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
+      widgetViews: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+      widgetsRendered: document.querySelectorAll(".jupyter-widgets, .widget-subarea > *").length,
+      explorablesRendered: document.querySelectorAll("div.cnnx[data-key]").length,
+      solutionBodiesVisible: sol.map((s) => {
+        const body = s.querySelector("#solution-content, section, p:not(.admonition-title)");
+        return body ? visible(body) : null;
+      }),
+    };
+  });
+  // unfold the first solution and check its body becomes visible
+  info.unfolded = null;
+  const toggle = await page.$(".solution.dropdown button.toggle-button");
+  if (toggle) {
+    await toggle.click();
+    await page.waitForTimeout(300);
+    info.unfolded = await page.evaluate(() => {
+      const s = document.querySelector(".solution.dropdown");
+      const body = s && s.querySelector("#solution-content, section, p:not(.admonition-title)");
+      return !!(body && body.checkVisibility({ visibilityProperty: true, opacityProperty: true }));
+    });
+  }
+  if (shots) await page.screenshot({ path: path.join(shots, name.replace(/[\/]/g, "_") + ".png"), fullPage: false });
+  info.explorables = [];
+  if (expected) {
+    const n = await page.locator("div.cnnx").count();
+    if (n !== expected.length) {
+      info.explorables.push({ kind: "?", moves: 0, frame: [], sync: [],
+        problems: [`the page draws ${n} explorables, its widget state holds ${expected.length}`] });
+    }
+    for (let i = 0; i < Math.min(n, expected.length); i++) {
+      info.explorables.push(await sweepExplorable(page, i, expected[i]));
+    }
+  }
+  info.seconds = (Date.now() - started) / 1000;
+  info.errors = errors;
+  info.consoleErrors = consoleErrors;
+  info.failedRequests = failedRequests;
+  await page.close();
+  return info;
 }
 
 (async () => {
-  const [base, shots, ...pages] = process.argv.slice(2);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const opts = parseArgs(process.argv.slice(2));
+  const expected = opts.expect ? JSON.parse(fs.readFileSync(opts.expect, "utf-8")).pages : {};
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const blocked = new Set();
-  await context.route("**/*", async (route) => {
-    const url = route.request().url();
-    if (url.startsWith(base)) {
-      if (!url.split("?")[0].endsWith(".html")) return route.continue();
-      // The pages pin CDN scripts with subresource-integrity hashes of the CDN's minified
-      // builds; the npm copies served below are the same versions but not the same bytes.
-      const response = await route.fetch();
-      const body = (await response.text()).replace(/\s+integrity="[^"]*"/g, "");
-      return route.fulfill({ response, body });
-    }
-    const file = localFile(url.split("?")[0]);
-    if (file && fs.existsSync(file)) {
-      const type = file.endsWith(".js") ? "application/javascript" : undefined;
-      return route.fulfill({ path: file, contentType: type });
-    }
-    blocked.add(url);
-    return route.abort();
-  });
+  await routeLocal(context, opts.base, blocked);
   const result = { pages: {}, blocked: [] };
-  for (const name of pages) {
-    const page = await context.newPage();
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(`${base}/${name}`, { waitUntil: "load" });
-    // MathJax: wait for its first typesetting pass, if the page loads it
-    await page.waitForFunction(
-      () => !document.querySelector('script[src*="mathjax"]') ||
-            (window.MathJax && window.MathJax.startup && window.MathJax.startup.document &&
-             window.MathJax.startup.promise), null, { timeout: 20000 }).catch(() => {});
-    await page.evaluate(() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise).catch(() => {});
-    // widgets: give the embed manager time to render, if the page has widget state
-    const hasWidgetState = await page.evaluate(() => !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'));
-    if (hasWidgetState) {
-      await page.waitForSelector(".jupyter-widgets, .widget-slider, .widget-inline-hbox", { timeout: 20000 }).catch(() => {});
-    }
-    const info = await page.evaluate(() => {
-      const imgs = Array.from(document.querySelectorAll("main img"));
-      const sol = Array.from(document.querySelectorAll(".solution.dropdown, details.solution, .solution-dropdown, div.solution"));
-      const visible = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
-      return {
-        title: document.title,
-        mathSource: document.querySelectorAll(".math, span.math, div.math").length,
-        mathRendered: document.querySelectorAll("mjx-container").length,
-        mathErrors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
-        images: imgs.length,
-        brokenImages: imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.getAttribute("src")),
-        solutions: sol.length,
-        widgetState: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
-        widgetsRendered: document.querySelectorAll(".jupyter-widgets").length,
-        solutionBodiesVisible: sol.map((s) => {
-          const body = s.querySelector("#solution-content, section, p:not(.admonition-title)");
-          return body ? visible(body) : null;
-        }),
-      };
-    });
-    // unfold the first solution and check its body becomes visible
-    info.unfolded = null;
-    const toggle = await page.$(".solution.dropdown button.toggle-button");
-    if (toggle) {
-      await toggle.click();
-      await page.waitForTimeout(500);
-      info.unfolded = await page.evaluate(() => {
-        const s = document.querySelector(".solution.dropdown");
-        const body = s && s.querySelector("#solution-content, section, p:not(.admonition-title)");
-        return !!(body && body.checkVisibility({ visibilityProperty: true, opacityProperty: true }));
-      });
-    }
-    info.errors = errors;
-    if (shots) await page.screenshot({ path: path.join(shots, name.replace(/[\/]/g, "_") + ".png"), fullPage: false });
+  let bad = 0;
+  for (const name of opts.pages) {
+    const info = await checkPage(context, opts.base, name, opts.shots, opts.expect ? (expected[name] || []) : null);
     result.pages[name] = info;
-    await page.close();
+    const failed = info.failedRequests.filter((r) => MUST_LOAD.has(r.type));
+    const wrong = info.explorables.filter((e) => e.problems.length);
+    if (info.errors.length || failed.length || wrong.length) {
+      bad += 1;
+      console.error(`${name}: ${info.errors.length} JavaScript errors, ${failed.length} failed script/font/stylesheet requests, ` +
+                    `${wrong.length} explorables drawing something unexpected`);
+    }
   }
   result.blocked = Array.from(blocked);
   await browser.close();
-  console.log(JSON.stringify(result));
-})().catch((e) => { console.error(e); process.exit(1); });
+  const text = JSON.stringify(result);
+  if (opts.out) fs.writeFileSync(opts.out, text);
+  else console.log(text);
+  process.exit(bad ? 1 : 0);
+})().catch((e) => { console.error(e); process.exit(2); });
