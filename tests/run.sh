@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, then run all of it:
-#   unit tests, PyTorch conformance, widget tests, nbval on every notebook, the strict book
-#   build and a browser check of the built pages.
+#   unit tests, PyTorch conformance, explorable tests, nbval on every notebook, the static pages
+#   of the built book in Chromium (every explorable control moved, no JavaScript error), and the
+#   chapters in JupyterLab with a live kernel.
+# The book build it checks: $BOOK_HTML when set (.ci/run sets it to the build it has just made),
+# otherwise tests/test_book_build.py builds the book strictly into a temporary folder.
 # Extra arguments go to pytest (e.g. `bash tests/run.sh -k maxpool`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
