@@ -7,10 +7,12 @@ the convolution) on its own numbers::
         --max pool 2x2--> P (2x2) --flatten--> (1x4) --times WW (4x1)--> L2 (1x1)
         --> loss = 1/2 (L2 - target)^2
 
-``ReluExplorer`` lets the reader shift the convolution bias and scale the image, and watch the
-gradient die wherever a unit is off: the pre-activation, the ReLU' mask, the upstream gradient
-routed through the max pool, and the product dL/dL1, in either order (ReLU then pool, or pool
-then ReLU -- they give the same numbers).
+``ReluRouting`` (an explorable, see :mod:`cnnviz.explorable`) lets the reader shift the
+convolution bias and scale the image, and watch the gradient die wherever a unit is off: the
+pre-activation, the ReLU' mask, the upstream gradient routed through the max pool, and the
+product dL/dL1, in either order (ReLU then pool, or pool then ReLU -- they give the same
+numbers).  :func:`relu_state` computes what it draws; :func:`cnnviz.statefig.state_figure`
+draws the same states for the static page.
 
 All the math is a call to :mod:`mlp_cnn_core`; this module only chains the calls and draws.
 """
@@ -24,17 +26,21 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window, show_figure
+from .draw import ACCENT, HIGHLIGHT, WINDOW, format_value
+from .explorable import Explorable, action, cell_id, control, link, panel, window
 
 __all__ = ["SEED", "XX", "W", "WW", "TARGET", "BIAS", "UPSTREAM", "ORDERS", "example_values",
            "preactivation", "ReluPoolPass", "relu_pool_pass", "network_upstream",
-           "ReluExplorer", "green_box_figure", "relu_curve_figure"]
+           "relu_state", "ReluRouting", "BIASES", "SCALES", "relu_curve_figure"]
 
 #: The seed the image and the kernel are drawn with (small integers: every number is exact).
 SEED = 3717
 
-ORDERS = (("conv → ReLU → pool (the article)", "relu-pool"),
-          ("conv → pool → ReLU", "pool-relu"))
+#: The two orders of the layer, with the short labels the explorable shows.
+ORDERS = (("ReLU → pool", "relu-pool"), ("pool → ReLU", "pool-relu"))
+#: The explorable's bias and scale options (integer biases make some pre-activations exactly 0).
+BIASES = (-6.0, -5.0, -4.0, -3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+SCALES = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 
 
 def example_values(seed: int = SEED) -> Tuple[np.ndarray, np.ndarray]:
@@ -96,7 +102,8 @@ class ReluPoolPass:
     ``L1`` ``(H, W)`` for ``"relu-pool"`` and of the pooled maxima ``(Ho, Wo)`` for
     ``"pool-relu"``; ``dM`` the gradient entering the pool's backward pass ``(Ho, Wo)``;
     ``routed`` what the pool's backward pass returns ``(H, W)``; ``dL1`` the gradient of the
-    loss with respect to ``L1``; ``winners`` the cells the pool routes to.
+    loss with respect to ``L1``; ``winners`` the cells the pool routes to; ``rows``, ``cols``
+    ``(Ho, Wo)`` the cell each window routes to (the pool cache's winners).
     """
     order: str
     L1: np.ndarray
@@ -108,6 +115,8 @@ class ReluPoolPass:
     routed: np.ndarray      # (H, W) the pool's backward output
     dL1: np.ndarray         # (H, W)
     winners: np.ndarray     # bool (H, W): the cells the pool routes to (its cache's argmax)
+    rows: np.ndarray        # (Ho, Wo) int: row of the cell each window routes to
+    cols: np.ndarray        # (Ho, Wo) int: its column
 
 
 def relu_pool_pass(L1, G, order: str = "relu-pool", kernel: int = 2, stride: int = 2) -> ReluPoolPass:
@@ -139,56 +148,162 @@ def relu_pool_pass(L1, G, order: str = "relu-pool", kernel: int = 2, stride: int
         raise ValueError(f"order must be 'relu-pool' or 'pool-relu', got {order!r}")
     winners = core.maxpool2d_mask(pcache) > 0
     return ReluPoolPass(order=order, L1=L1, A1=A1, P=P, G=G, mask=mask, dM=dM, routed=routed,
-                        dL1=dL1, winners=winners)
-
-
-def _window_maxima(L1: np.ndarray, k: int = 2) -> np.ndarray:
-    return core.maxpool2d_forward(L1, k, k)[0]
-
-
-def _outline_windows(ax, L1: np.ndarray, k: int = 2) -> None:
-    """Outline every k x k window: solid blue if its maximum is > 0, dashed grey if it is dead."""
-    maxima = _window_maxima(L1, k)
-    for i, j in np.ndindex(*maxima.shape):
-        alive = maxima[i, j] > 0
-        outline_window(ax, i * k, j * k, k, k, color=WINDOW if alive else "0.45",
-                       linewidth=2.2 if alive else 1.8, linestyle="-" if alive else "--", inset=0.04)
-
-
-def _mask_panel(ax, mask, title):
-    draw_matrix(ax, mask, cmap="Greens", vmin=0, vmax=1.7, highlight=mask > 0,
-                highlight_color="#2ca02c")
-    ax.set_title(title, fontsize=9)
+                        dL1=dL1, winners=winners, rows=pcache.rows, cols=pcache.cols)
 
 
 # ---------------------------------------------------------------------------------------------
-# Static figures
+# The explorable: its state function and its class
 # ---------------------------------------------------------------------------------------------
 
-def green_box_figure(L1, G, suptitle=None, cell_size: float = 0.55):
-    """The article's "green box": pre-activation L1, its ReLU' mask, the upstream gradient G
-    routed through the max pool (4x4), and their element-wise product dL/dL1."""
-    p = relu_pool_pass(L1, G, "relu-pool")
-    H, Wd = p.L1.shape
-    Ho, Wo = p.G.shape
-    widths = [Wd, Wd, Wo, Wd, Wd]
-    fig, axes = plt.subplots(1, 5, figsize=(cell_size * sum(widths) + 5.0, cell_size * H + 1.6),
-                             gridspec_kw={"width_ratios": widths})
-    draw_matrix(axes[0], p.L1, diverging=True)
-    _outline_windows(axes[0], p.L1)
-    axes[0].set_title(f"pre-activation L1 ({H}×{Wd})\nblue: window max > 0", fontsize=9)
-    _mask_panel(axes[1], p.mask, f"ReLU′(L1) = 1[L1 > 0] ({H}×{Wd})")
-    draw_matrix(axes[2], p.G, diverging=True)
-    axes[2].set_title(f"upstream dL/dP\n({Ho}×{Wo})", fontsize=9)
-    draw_matrix(axes[3], p.routed, diverging=True, highlight=p.winners)
-    axes[3].set_title(f"route(dL/dP) through the pool\n({H}×{Wd})", fontsize=9)
-    draw_matrix(axes[4], p.dL1, diverging=True, highlight=p.dL1 != 0)
-    axes[4].set_title(f"dL/dL1 = route ⊙ ReLU′\n({H}×{Wd})", fontsize=9)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    return fig
+def _unit(v: float) -> str:
+    """What ReLU' says about a pre-activation ``v``."""
+    if v > 0:
+        return "ReLU′ = 1 (on)"
+    if v == 0:
+        return "ReLU′(0) = 0 (off: the book's choice at the corner, as PyTorch)"
+    return "ReLU′ = 0 (off)"
 
+
+def relu_state(L1, G, order: str = "relu-pool", label: str = "") -> dict:
+    """What the explorable draws for the pre-activation ``L1`` (H, W), the upstream gradient
+    ``G`` = dL/dP (Ho, Wo) and the ``order`` of the layer (2x2 windows, stride 2).
+
+    Panels, ``"relu-pool"``: L1 (open windows outlined, dead ones ``dead``), ReLU'(L1), dL/dP,
+    the routed gradient (winners ``win``), dL/dL1.  ``"pool-relu"``: L1 (winners ``win``),
+    M = maxpool(L1), ReLU'(M), dL/dP, dL/dM, dL/dL1.  Links: every cell names its window, its
+    mask value and what it receives.  All numbers come from :func:`relu_pool_pass` (the core).
+    """
+    fmt = format_value
+    p = relu_pool_pass(L1, G, order)
+    other = relu_pool_pass(L1, G, "pool-relu" if order == "relu-pool" else "relu-pool")
+    L1, G = p.L1, p.G
+    H, Wd = L1.shape
+    Ho, Wo = G.shape
+    M, _ = core.maxpool2d_forward(L1, 2, 2)            # window maxima of L1: > 0 means open
+    is_open = M > 0
+    relu_mask = (L1 > 0)
+    lim = float(np.max(np.abs(G))) or 1.0
+    dead_cells = np.repeat(np.repeat(~is_open, 2, axis=0), 2, axis=1)[:H, :Wd]
+    boxes = {(i, j): window("L1", 2 * i, 2 * j, 2, 2, "" if is_open[i, j] else "dead")
+             for i in range(Ho) for j in range(Wo)}
+    win_cls = np.where(p.winners, "win", "")
+    l1_cls = np.where(dead_cells, "dim", "")
+    if order == "pool-relu":
+        l1_cls = np.where(p.winners, "win", l1_cls)
+    panels = [panel("L1", f"pre-activation L1 ({H}×{Wd})", L1, scale="div", classes=l1_cls,
+                    windows=boxes.values())]
+    if order == "relu-pool":
+        panels += [
+            panel("mask", "ReLU′(L1) = 1[L1 > 0]", p.mask, classes=np.where(p.mask > 0, "", "zero")),
+            panel("dP", f"upstream dL/dP ({Ho}×{Wo})", G, scale="div", limit=lim),
+            panel("routed", "routed through the pool", p.routed, scale="div", limit=lim, classes=win_cls),
+            panel("dL1", "dL/dL1 = routed ⊙ ReLU′", p.dL1, scale="div", limit=lim,
+                  classes=np.where(p.dL1 != 0, "win", "")),
+        ]
+    else:
+        panels += [
+            panel("M", "M = maxpool(L1)", M, scale="div", classes=np.where(is_open, "", "zero")),
+            panel("mask", "ReLU′(M)", p.mask, classes=np.where(p.mask > 0, "", "zero")),
+            panel("dP", "upstream dL/dP", G, scale="div", limit=lim),
+            panel("dM", "dL/dM = dL/dP ⊙ ReLU′(M)", p.dM, scale="div", limit=lim),
+            panel("dL1", "dL/dL1 = route(dL/dM)", p.dL1, scale="div", limit=lim, classes=win_cls),
+        ]
+    links = {}
+    for i in range(Ho):
+        for j in range(Wo):
+            r, c = int(p.rows[i, j]), int(p.cols[i, j])
+            g = G[i, j]
+            cells = [cell_id("L1", r, c), cell_id("dL1", r, c), cell_id("dP", i, j)]
+            if order == "relu-pool":
+                cells += [cell_id("mask", r, c), cell_id("routed", r, c)]
+                if is_open[i, j]:
+                    text = (f"dL/dP[{i},{j}] = {fmt(g)} goes to the window's maximum L1[{r},{c}] = "
+                            f"{fmt(L1[r, c])} > 0, where ReLU′ = 1: dL/dL1[{r},{c}] = {fmt(p.dL1[r, c])}.")
+                else:
+                    text = (f"Dead window: its maximum is {fmt(M[i, j])} ≤ 0, so after the ReLU it holds "
+                            f"four tied zeros. The pool routes dL/dP[{i},{j}] = {fmt(g)} to the first, "
+                            f"({r},{c}), where L1 = {fmt(L1[r, c])} and ReLU′ = 0: the gradient dies.")
+                links[cell_id("dP", i, j)] = link(cells, [boxes[i, j]], text)
+            else:
+                cells += [cell_id(q, i, j) for q in ("M", "mask", "dM")]
+                text = (f"M[{i},{j}] = {fmt(M[i, j])}, the maximum of window ({i},{j}) at L1[{r},{c}]: "
+                        f"ReLU′(M) = {fmt(p.mask[i, j])}, so dL/dM = {fmt(g)} × {fmt(p.mask[i, j])} = "
+                        f"{fmt(p.dM[i, j])}, routed to L1[{r},{c}]"
+                        + ("." if is_open[i, j] else ": a dead window passes nothing."))
+                for q in ("M", "mask", "dP", "dM"):
+                    links[cell_id(q, i, j)] = link(cells, [boxes[i, j]], text)
+    for r in range(H):
+        for c in range(Wd):
+            i, j = r // 2, c // 2
+            wr, wc = int(p.rows[i, j]), int(p.cols[i, j])
+            won = (wr, wc) == (r, c)
+            if order == "relu-pool":
+                got = (f"it wins window ({i},{j}): routed dL/dP[{i},{j}] = {fmt(G[i, j])}" if won else
+                       f"window ({i},{j}) routes its gradient to ({wr},{wc}): routed 0")
+                text = (f"L1[{r},{c}] = {fmt(L1[r, c])}: {_unit(L1[r, c])}; {got}; "
+                        f"dL/dL1[{r},{c}] = {fmt(p.routed[r, c])} × {fmt(p.mask[r, c])} = {fmt(p.dL1[r, c])}.")
+                cells = [cell_id(q, r, c) for q in ("L1", "mask", "routed", "dL1")] + [cell_id("dP", i, j)]
+                keys = ("L1", "mask", "routed", "dL1")
+            else:
+                got = (f"the maximum of window ({i},{j}): it receives dL/dM[{i},{j}] = {fmt(p.dM[i, j])}" if won
+                       else f"not the maximum of window ({i},{j}) (that is ({wr},{wc})): it receives 0")
+                text = f"L1[{r},{c}] = {fmt(L1[r, c])}, {got}: dL/dL1[{r},{c}] = {fmt(p.dL1[r, c])}."
+                cells = [cell_id("L1", r, c), cell_id("dL1", r, c)] + [cell_id(q, i, j) for q in ("M", "dM")]
+                keys = ("L1", "dL1")
+            for q in keys:
+                links[cell_id(q, r, c)] = link(cells, [boxes[i, j]], text)
+    n_open = int(is_open.sum())
+    dead = [f"({i},{j})" for i, j in zip(*np.nonzero(~is_open))]
+    zeros = int(np.count_nonzero(L1 == 0))
+    parts = [f"{label}<b>{int(relu_mask.sum())} of {L1.size} units on</b>, "
+             f"<b>{n_open} of {M.size} windows pass gradient</b>"]
+    if dead:
+        parts.append(f"dead windows (maximum ≤ 0): {', '.join(dead)}")
+    if zeros:
+        parts.append(f"{zeros} unit{'s' if zeros > 1 else ''} exactly 0 (ReLU′(0) = 0)")
+    agree = np.array_equal(p.dL1, other.dL1) and np.array_equal(p.P, other.P)
+    caption = "; ".join(parts) + ". " + ("The other order gives the same output and dL/dL1." if agree
+                                         else "The other order gives <b>a different</b> dL/dL1.")
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dP", 0, 0)}
+
+
+class ReluRouting(Explorable):
+    """Chapter 4: the ReLU' mask composed with the max pool's routing (2x2 windows, stride 2).
+
+    Controls: the convolution bias b (:data:`BIASES`), the image scale s (:data:`SCALES`):
+    ``L1 = conv(s * XX, W) + b``, and the order (ReLU then pool, or pool then ReLU).  The
+    upstream gradient dL/dP stays the chapter's :data:`UPSTREAM`, so only the ReLU changes what
+    gets through.  Action (kernel): a new random image and kernel (the next seed)."""
+
+    TITLE = "ReLU′ and the pool's routing: where gradients die"
+
+    def __init__(self, seed: int = SEED, **kw):
+        super().__init__(seed=int(seed), **kw)
+
+    def make_controls(self):
+        return [control("bias", "bias b", list(BIASES), default=BIAS),
+                control("scale", "image scale s", list(SCALES), default=1.0),
+                control("order", "order", [o for _, o in ORDERS], default="relu-pool", kind="select",
+                        labels=[name for name, _ in ORDERS])]
+
+    def make_actions(self):
+        return [action("new", "new image and kernel")]
+
+    def act(self, name, value):
+        if name == "new":
+            self.config = {**self.config, "seed": (int(self.config["seed"]) + 1) % 10**6}
+        else:
+            super().act(name, value)
+
+    def state(self, bias, scale, order):
+        xx, w = example_values(self.config["seed"])
+        L1 = preactivation(xx, w, bias, scale)
+        return relu_state(L1, UPSTREAM, order, label=f"b = {format_value(bias)}, s = {format_value(scale)}: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Static figure
+# ---------------------------------------------------------------------------------------------
 
 def relu_curve_figure():
     """ReLU and its derivative, with the value the book uses at 0 (filled dot) and the
@@ -214,152 +329,3 @@ def relu_curve_figure():
         ax.set_xlabel("z")
     fig.tight_layout()
     return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# The widget
-# ---------------------------------------------------------------------------------------------
-
-class ReluExplorer:
-    """Shift the convolution bias or scale the image, and watch gradients die where ReLU is off.
-
-    Controls (ipywidgets, attributes): ``bias`` (the convolution bias b, -6 to 6), ``scale``
-    (the image is multiplied by s, -1.5 to 1.5), ``seed`` and the ``new_values`` button (a new
-    random image and kernel; seed 3717 is the chapter's example) and ``order`` (ReLU then pool,
-    or pool then ReLU).
-
-    State recomputed on every change: ``XX`` and ``W`` (from the seed), ``L1`` (4x4
-    pre-activation ``conv(s * XX, W) + b``), ``G`` (the fixed upstream dL/dP, 2x2,
-    :data:`UPSTREAM`), ``result`` (the :class:`ReluPoolPass` of the chosen order) and
-    ``other`` (of the other order), ``relu_mask`` (4x4 0/1, ``L1 > 0``), ``routed``, ``dL1``,
-    ``alive`` (units with ``L1 > 0``), ``zeros`` (units exactly 0), ``window_max`` (2x2),
-    ``open_windows`` (bool 2x2: maximum > 0), ``n_open`` (windows passing gradient) and
-    ``orders_agree`` (the two orders give the same dL/dL1).
-    """
-
-    BIAS_RANGE = (-6.0, 6.0)
-    SCALE_RANGE = (-1.5, 1.5)
-
-    def __init__(self, bias: float = BIAS, scale: float = 1.0, seed: int = SEED,
-                 order: str = "relu-pool", draw: bool = True):
-        import ipywidgets as widgets
-        self.draw = draw  # False: recompute state and summary only (fast sweeps in the tests)
-        style = {"description_width": "initial"}
-        self.bias = widgets.FloatSlider(value=bias, min=self.BIAS_RANGE[0], max=self.BIAS_RANGE[1],
-                                        step=0.5, description="bias b", style=style,
-                                        continuous_update=False)
-        self.scale = widgets.FloatSlider(value=scale, min=self.SCALE_RANGE[0], max=self.SCALE_RANGE[1],
-                                         step=0.25, description="image scale s", style=style,
-                                         continuous_update=False)
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10**6, description="seed", style=style,
-                                           layout=widgets.Layout(width="160px"))
-        self.new_values = widgets.Button(description="new image and kernel", icon="refresh")
-        self.order = widgets.ToggleButtons(options=ORDERS, value=order, description="order",
-                                           style=style)
-        self.summary = widgets.HTML()
-        self.out = widgets.Output()
-        for c in (self.bias, self.scale, self.seed, self.order):
-            c.observe(self._on_change, names="value")
-        self.new_values.on_click(self._on_new_values)
-        controls = widgets.VBox([widgets.HBox([self.bias, self.scale]),
-                                 widgets.HBox([self.seed, self.new_values]), self.order])
-        self.widget = widgets.VBox([controls, self.summary, self.out])
-        self.update()
-
-    # -- events ------------------------------------------------------------------------------
-    def _on_new_values(self, _button=None) -> None:
-        self.seed.value = self.seed.value + 1 if self.seed.value < self.seed.max else 0
-
-    def _on_change(self, _change=None) -> None:
-        self.update()
-
-    # -- state -------------------------------------------------------------------------------
-    def _compute(self) -> None:
-        self.XX, self.W = example_values(self.seed.value)
-        b, s = float(self.bias.value), float(self.scale.value)
-        self.L1 = preactivation(self.XX, self.W, b, s)                  # (4, 4)
-        self.G = np.array(UPSTREAM)                                     # (2, 2)
-        order = self.order.value
-        other = "pool-relu" if order == "relu-pool" else "relu-pool"
-        self.result = relu_pool_pass(self.L1, self.G, order)
-        self.other = relu_pool_pass(self.L1, self.G, other)
-        _, rcache = core.relu_forward(self.L1)
-        self.relu_mask = rcache.mask.astype(np.float64)                 # (4, 4)
-        self.routed = self.result.routed
-        self.dL1 = self.result.dL1
-        self.alive = int(np.count_nonzero(self.L1 > 0))
-        self.zeros = int(np.count_nonzero(self.L1 == 0))
-        self.window_max = _window_maxima(self.L1)                       # (2, 2)
-        self.open_windows = self.window_max > 0
-        self.n_open = int(self.open_windows.sum())
-        self.orders_agree = bool(np.array_equal(self.result.dL1, self.other.dL1)
-                                 and np.array_equal(self.result.P, self.other.P))
-
-    def _summary_html(self) -> str:
-        fv = format_value
-        b, s = float(self.bias.value), float(self.scale.value)
-        n = self.L1.size
-        nw = self.window_max.size
-        dead = [f"({i}, {j}) max {fv(self.window_max[i, j])}"
-                for i, j in zip(*np.nonzero(~self.open_windows))]
-        head = (f"<p>L1 = conv({fv(s)}·XX, W) + ({fv(b)}), seed {self.seed.value}. "
-                f"<b>Alive units (L1 &gt; 0): {self.alive} of {n}</b>; "
-                f"<b>windows passing gradient: {self.n_open} of {nw}</b>.</p>")
-        body = ""
-        if dead:
-            body += (f"<p>Dead windows (maximum ≤ 0, no gradient at all): {', '.join(dead)}.</p>")
-        if self.zeros:
-            body += (f"<p>{self.zeros} unit{'s are' if self.zeros > 1 else ' is'} exactly 0: "
-                     f"ReLU′(0) = 0 (as in PyTorch), so {'they are' if self.zeros > 1 else 'it is'} off.</p>")
-        if self.alive == 0:
-            body += "<p>Every unit is off: <b>every gradient is 0</b> (a dead ReLU layer).</p>"
-        elif self.alive == n:
-            body += "<p>Every unit is on: the ReLU′ mask is all ones and lets the routed gradient through unchanged.</p>"
-        nz = int(np.count_nonzero(self.dL1))
-        body += (f"<p>dL/dL1 has {nz} non-zero entr{'y' if nz == 1 else 'ies'}. "
-                 f"The other order ({'pool → ReLU' if self.order.value == 'relu-pool' else 'ReLU → pool'}) "
-                 f"gives {'the same' if self.orders_agree else '<b>a different</b>'} output and gradient.</p>")
-        return head + body
-
-    def update(self) -> None:
-        """Recompute the state, the summary and the figure from the controls."""
-        self._compute()
-        self.summary.value = self._summary_html()
-        if not self.draw:
-            return
-        show_figure(self.out, self.figure())
-
-    # -- drawing -----------------------------------------------------------------------------
-    def figure(self, cell_size: float = 0.55):
-        """A new matplotlib Figure of the current state (five panels)."""
-        p = self.result
-        H, Wd = self.L1.shape
-        Ho, Wo = self.G.shape
-        relu_first = p.order == "relu-pool"
-        widths = [Wd, Wd if relu_first else Wo, Wo, Wo if not relu_first else Wd, Wd]
-        fig, axes = plt.subplots(1, 5, figsize=(cell_size * sum(widths) + 5.2, cell_size * H + 1.9),
-                                 gridspec_kw={"width_ratios": widths})
-        draw_matrix(axes[0], self.L1, diverging=True)
-        _outline_windows(axes[0], self.L1)
-        axes[0].set_title(f"pre-activation L1 ({H}×{Wd})\nblue: open window, grey: dead", fontsize=9)
-        if relu_first:
-            _mask_panel(axes[1], p.mask, f"ReLU′(L1) = 1[L1 > 0]\n({H}×{Wd})")
-            draw_matrix(axes[2], p.G, diverging=True)
-            axes[2].set_title(f"upstream dL/dP\n({Ho}×{Wo})", fontsize=9)
-            draw_matrix(axes[3], p.routed, diverging=True, highlight=p.winners)
-            axes[3].set_title(f"route(dL/dP) via pool of ReLU(L1)\n({H}×{Wd})", fontsize=9)
-            draw_matrix(axes[4], p.dL1, diverging=True, highlight=p.dL1 != 0)
-            axes[4].set_title(f"dL/dL1 = route ⊙ ReLU′\n({H}×{Wd})", fontsize=9)
-        else:
-            _mask_panel(axes[1], p.mask, f"ReLU′(M), M = maxpool(L1)\n({Ho}×{Wo})")
-            draw_matrix(axes[2], p.G, diverging=True)
-            axes[2].set_title(f"upstream dL/dP\n({Ho}×{Wo})", fontsize=9)
-            draw_matrix(axes[3], p.dM, diverging=True, highlight=p.dM != 0)
-            axes[3].set_title(f"dL/dM = dL/dP ⊙ ReLU′(M)\n({Ho}×{Wo})", fontsize=9)
-            draw_matrix(axes[4], p.dL1, diverging=True, highlight=p.dL1 != 0)
-            axes[4].set_title(f"dL/dL1 = route(dL/dM)\n({H}×{Wd})", fontsize=9)
-        b, s = float(self.bias.value), float(self.scale.value)
-        fig.suptitle(f"b = {format_value(b)}, s = {format_value(s)}: {self.alive} of {self.L1.size} units alive, "
-                     f"{self.n_open} of {self.window_max.size} windows pass gradient", fontsize=10)
-        fig.tight_layout()
-        return fig

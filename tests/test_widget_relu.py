@@ -1,11 +1,12 @@
-"""Tests of chapter 04's widget (cnnviz.relu.ReluExplorer) and figure helpers.
+"""Tests of chapter 04's explorable (cnnviz.relu.ReluRouting, relu_state) and its figures.
 
 The expected values are computed here independently of the code under test: the convolution,
 the ReLU, the max pool (first maximum in row-major order, found with a strict ``>``) and both
 backward orders are plain loops over the cells; the chapter's example is also checked against
-hand-worked numbers.
+hand-worked numbers.  Every state of the control grid is checked (a full sweep).
 """
 import itertools
+import json
 
 import matplotlib
 
@@ -13,11 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
 
 from cnnviz import relu as ch04  # noqa: E402
-from cnnviz.draw import WINDOW  # noqa: E402
+from cnnviz.explorable import rebuild  # noqa: E402
+from cnnviz.statefig import state_figure  # noqa: E402
 
 # hand-worked: conv(XX, W) of the chapter's seed 3717 (see the chapter's printed L1)
 L1_EXAMPLE = np.array([[-2, 1, -5, -5],
@@ -28,7 +28,7 @@ G_EXAMPLE = np.array([[-2, 1], [-1, 2]], float)
 
 
 def fmt(v):
-    v = float(v)
+    v = float(v) + 0.0
     return str(int(v)) if v.is_integer() else f"{v:.3g}"
 
 
@@ -85,46 +85,58 @@ def brute(L1, G):
             "win_A": win_A, "win_L": win_L, "dM": G * (M > 0)}
 
 
-def check_state(w):
-    XX, Wk = ch04.example_values(w.seed.value)
-    b, s = float(w.bias.value), float(w.scale.value)
-    L1 = conv_loops(s * XX, Wk, b)
-    np.testing.assert_array_equal(w.XX, XX)
-    np.testing.assert_array_equal(w.L1, L1)
-    np.testing.assert_array_equal(w.G, G_EXAMPLE)
-    e = brute(L1, w.G)
-    np.testing.assert_array_equal(w.relu_mask, e["mask"])
-    np.testing.assert_array_equal(w.dL1, e["dL1"])
-    np.testing.assert_array_equal(w.result.P, e["P"])
-    np.testing.assert_array_equal(w.other.dL1, e["dL1"])
-    assert w.orders_agree
-    if w.order.value == "relu-pool":
-        np.testing.assert_array_equal(w.result.mask, e["mask"])
-        np.testing.assert_array_equal(w.routed, e["routed_rp"])
-        np.testing.assert_array_equal(w.result.winners, e["win_A"])
-        np.testing.assert_array_equal(w.result.A1, e["A1"])
+def texts(M):
+    return [[fmt(v) for v in row] for row in np.asarray(M)]
+
+
+def panels_of(state):
+    return {p["id"]: p for p in state["panels"]}
+
+
+def check_state(state, L1, order):
+    """The drawn state agrees with the brute force, cell by cell; every link is well formed."""
+    e = brute(L1, G_EXAMPLE)
+    P = panels_of(state)
+    assert P["L1"]["text"] == texts(L1)
+    assert P["dP"]["text"] == texts(G_EXAMPLE)
+    assert P["dL1"]["text"] == texts(e["dL1"])
+    if order == "relu-pool":
+        assert list(P) == ["L1", "mask", "dP", "routed", "dL1"]
+        assert P["mask"]["text"] == texts(e["mask"])
+        assert P["routed"]["text"] == texts(e["routed_rp"])
+        assert np.array_equal(np.array(P["routed"]["classes"]) == "win", e["win_A"])
     else:
-        np.testing.assert_array_equal(w.result.mask, e["M"] > 0)
-        np.testing.assert_array_equal(w.result.dM, e["dM"])
-        np.testing.assert_array_equal(w.routed, e["dL1"])
-        np.testing.assert_array_equal(w.result.winners, e["win_L"])
-        np.testing.assert_array_equal(w.result.A1, e["M"])
-    alive = int((L1 > 0).sum())
-    n_open = int((e["M"] > 0).sum())
-    assert w.alive == alive and w.zeros == int((L1 == 0).sum()) and w.n_open == n_open
-    np.testing.assert_array_equal(w.window_max, e["M"])
-    # a window passes gradient iff its maximum is > 0 (every upstream entry is non-zero)
+        assert list(P) == ["L1", "M", "mask", "dP", "dM", "dL1"]
+        assert P["M"]["text"] == texts(e["M"])
+        assert P["mask"]["text"] == texts(e["M"] > 0)
+        assert P["dM"]["text"] == texts(e["dM"])
+        assert np.array_equal(np.array(P["dL1"]["classes"]) == "win", e["win_L"])
+    # dead windows: outlined as such, exactly those whose maximum is <= 0
+    dead = {(w[1] // 2, w[2] // 2) for w in P["L1"]["windows"] if w[5] == "dead"}
+    assert dead == {(i, j) for i in range(2) for j in range(2) if e["M"][i, j] <= 0}
+    # links: every key and every target is a drawn cell; the text quotes the cell's numbers
+    cells = {f"{p['id']}:{r}:{c}" for p in state["panels"] for r in range(p["rows"]) for c in range(p["cols"])}
+    assert set(state["links"]) <= cells and state["focus"] in state["links"]
+    for key, lk in state["links"].items():
+        assert set(lk["cells"]) <= cells, key
+        assert all(w[0] == "L1" and w[3] == w[4] == 2 for w in lk["windows"])
+    for r, c in itertools.product(range(4), range(4)):
+        text = state["links"][f"L1:{r}:{c}"]["text"]
+        assert text.startswith(f"L1[{r},{c}] = {fmt(L1[r, c])}")
+        assert text.endswith(f" = {fmt(e['dL1'][r, c])}.") and f"dL/dL1[{r},{c}] = " in text
+        assert ("ReLU′(0) = 0" in text) == (L1[r, c] == 0 and order == "relu-pool")
     for i, j in itertools.product(range(2), range(2)):
-        assert bool(np.any(w.dL1[2 * i:2 * i + 2, 2 * j:2 * j + 2])) == (e["M"][i, j] > 0)
-    text = w.summary.value
-    assert f"Alive units (L1 &gt; 0): {alive} of 16" in text
-    assert f"windows passing gradient: {n_open} of 4" in text
-    assert "gives the same output and gradient" in text
-    assert f"dL/dL1 has {int(np.count_nonzero(e['dL1']))} non-zero entr" in text
-    if alive == 0:
-        assert "every gradient is 0" in text
-    if alive == 16:
-        assert "mask is all ones" in text
+        text = state["links"][f"dP:{i}:{j}"]["text"]
+        if order == "relu-pool":
+            assert text.startswith("Dead window") == (e["M"][i, j] <= 0)
+        else:
+            assert f"M[{i},{j}] = {fmt(e['M'][i, j])}" in text and f"= {fmt(e['dM'][i, j])}" in text
+    # the caption counts what the brute force counts
+    alive, n_open = int((L1 > 0).sum()), int((e["M"] > 0).sum())
+    cap = state["caption"]
+    assert f"{alive} of 16 units on" in cap and f"{n_open} of 4 windows pass gradient" in cap
+    assert ("exactly 0" in cap) == bool((L1 == 0).any())
+    assert "The other order gives the same output and dL/dL1." in cap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,198 +152,98 @@ def test_example_values_and_upstream():
     assert not ch04.XX.flags.writeable and not ch04.W.flags.writeable
 
 
-def test_default_state_hand_worked():
-    w = ch04.ReluExplorer(draw=False)
-    assert (w.bias.value, w.scale.value, w.seed.value, w.order.value) == (0.0, 1.0, 3717, "relu-pool")
-    check_state(w)
-    np.testing.assert_array_equal(w.L1, L1_EXAMPLE)
-    assert w.alive == 5 and w.zeros == 1 and w.n_open == 2
-    expected = np.zeros((4, 4))
-    expected[1, 1], expected[2, 3] = -2, 2
-    np.testing.assert_array_equal(w.dL1, expected)
+@pytest.fixture(scope="module")
+def explorable():
+    return ch04.ReluRouting()
+
+
+def test_default_state_hand_worked(explorable):
+    w = explorable
+    assert w.values == {"bias": 0.0, "scale": 1.0, "order": "relu-pool"} and w.config == {"seed": 3717}
+    s = w.current()
+    check_state(s, L1_EXAMPLE, "relu-pool")
+    P = panels_of(s)
+    assert P["dL1"]["text"] == [["0"] * 4, ["0", "-2", "0", "0"], ["0", "0", "0", "2"], ["0"] * 4]
     # relu -> pool: the dead windows' gradients go to the first of their tied zeros, (0, 2) and (2, 0)
-    routed = expected.copy()
-    routed[0, 2], routed[2, 0] = 1, -1
-    np.testing.assert_array_equal(w.routed, routed)
-    text = w.summary.value
-    assert "(0, 1) max -1" in text and "(1, 0) max 0" in text
-    assert "1 unit is exactly 0" in text
+    assert P["routed"]["text"][0][2] == "1" and P["routed"]["text"][2][0] == "-1"
+    assert s["caption"] == ("b = 0, s = 1: <b>5 of 16 units on</b>, <b>2 of 4 windows pass gradient</b>; "
+                            "dead windows (maximum ≤ 0): (0,1), (1,0); 1 unit exactly 0 (ReLU′(0) = 0). "
+                            "The other order gives the same output and dL/dL1.")
+    assert s["links"]["dP:0:1"]["text"] == (
+        "Dead window: its maximum is -1 ≤ 0, so after the ReLU it holds four tied zeros. The pool routes "
+        "dL/dP[0,1] = 1 to the first, (0,2), where L1 = -5 and ReLU′ = 0: the gradient dies.")
+    assert s["links"]["dP:0:0"]["cells"] == ["L1:1:1", "dL1:1:1", "dP:0:0", "mask:1:1", "routed:1:1"]
 
 
-def test_order_toggle_same_gradient_different_path():
-    w = ch04.ReluExplorer(draw=False)
-    rp = w.routed.copy()
-    w.order.value = "pool-relu"
-    check_state(w)
-    assert not np.array_equal(w.routed, rp)
-    np.testing.assert_array_equal(w.routed, w.dL1)
-    np.testing.assert_array_equal(w.result.mask, [[1, 0], [0, 1]])
-    assert "(ReLU → pool)" in w.summary.value
+def test_order_same_gradient_different_path(explorable):
+    rp = panels_of(explorable.set(order="relu-pool"))
+    pr = panels_of(explorable.set(order="pool-relu"))
+    explorable.set(order="relu-pool")
+    assert rp["dL1"]["text"] == pr["dL1"]["text"]
+    assert pr["dM"]["text"] == [["-2", "0"], ["0", "2"]]     # killed before routing in pool -> relu
 
 
-# ---------------------------------------------------------------------------------------------
-# Extremes of the bias, the scale and the seed
-# ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("order", ["relu-pool", "pool-relu"])
-def test_very_negative_bias_kills_every_gradient(order):
-    w = ch04.ReluExplorer(bias=ch04.ReluExplorer.BIAS_RANGE[0], order=order, draw=False)
-    assert w.bias.value == -6.0
-    check_state(w)
-    assert w.L1.max() < 0 and w.alive == 0 and w.n_open == 0
-    assert not w.dL1.any() and not w.relu_mask.any()
-    assert "every gradient is 0" in w.summary.value
+def test_every_state_of_the_grid(explorable):
+    """Full sweep: bias x scale x order (210 states), each against the brute force."""
+    XX, Wk = ch04.example_values(3717)
+    assert len(explorable.states) == len(ch04.BIASES) * len(ch04.SCALES) * 2
+    for b, s, order in itertools.product(ch04.BIASES, ch04.SCALES, ["relu-pool", "pool-relu"]):
+        state = explorable.states[f"{fmt(b)}|{fmt(s)}|{order}"]
+        check_state(state, conv_loops(s * XX, Wk, b), order)
 
 
 @pytest.mark.parametrize("order", ["relu-pool", "pool-relu"])
-def test_very_positive_bias_mask_all_ones(order):
-    w = ch04.ReluExplorer(bias=ch04.ReluExplorer.BIAS_RANGE[1], order=order, draw=False)
-    check_state(w)
-    assert w.L1.min() > 0
-    np.testing.assert_array_equal(w.relu_mask, np.ones((4, 4)))
-    assert w.alive == 16 and w.n_open == 4
-    # the mask lets the routed gradient through unchanged: every window sends its G
-    assert sorted(w.dL1[w.dL1 != 0]) == sorted(G_EXAMPLE.ravel())
-    assert "mask is all ones" in w.summary.value
+def test_extremes(explorable, order):
+    dead = explorable.set(bias=-6.0, order=order)
+    assert "0 of 16 units on" in dead["caption"] and "0 of 4 windows" in dead["caption"]
+    assert panels_of(dead)["dL1"]["text"] == [["0"] * 4] * 4
+    alive = explorable.set(bias=6.0, order=order)
+    assert "16 of 16 units on" in alive["caption"] and "4 of 4 windows" in alive["caption"]
+    flat = explorable.set(bias=0.0, scale=0.0, order=order)     # every pre-activation is 0
+    assert "16 units exactly 0" in flat["caption"] and "0 of 4 windows" in flat["caption"]
+    explorable.set(bias=0.0, scale=1.0, order="relu-pool")
 
 
-def test_integer_bias_makes_exact_zeros():
-    w = ch04.ReluExplorer(draw=False)
-    w.bias.value = -1.0  # the three 1s of L1 become exact zeros: off (ReLU'(0) = 0)
-    check_state(w)
-    assert w.zeros == 3 and "3 units are exactly 0" in w.summary.value
-    assert w.alive == 2 and w.n_open == 2
-
-
-def test_scale_zero_makes_every_preactivation_equal_to_the_bias():
-    w = ch04.ReluExplorer(draw=False)
-    w.scale.value = 0.0
-    check_state(w)
-    assert w.zeros == 16 and w.alive == 0 and not w.dL1.any()
-    w.bias.value = 1.0  # sixteen tied ones: each window's gradient goes to its first cell
-    check_state(w)
-    expected = np.zeros((4, 4))
-    expected[::2, ::2] = G_EXAMPLE
-    np.testing.assert_array_equal(w.dL1, expected)
-    w.order.value = "pool-relu"
-    check_state(w)
-    np.testing.assert_array_equal(w.dL1, expected)
-
-
-def test_negative_scale_flips_alive_and_dead():
-    w = ch04.ReluExplorer(draw=False)
-    w.scale.value = -1.0
-    check_state(w)
-    np.testing.assert_array_equal(w.L1, -L1_EXAMPLE)
-    assert w.alive == int((L1_EXAMPLE < 0).sum()) == 10
-
-
-def test_seed_and_button():
-    w = ch04.ReluExplorer(draw=False)
-    w.new_values.click()
-    assert w.seed.value == 3718
+def test_new_values_action_and_rebuild():
+    w = ch04.ReluRouting()
+    before = w.current()
+    w.run_action("new")
+    assert w.config == {"seed": 3718}
     XX, Wk = ch04.example_values(3718)
-    np.testing.assert_array_equal(w.XX, XX)
-    np.testing.assert_array_equal(w.W, Wk)
-    check_state(w)
-    w.seed.value = w.seed.max
-    w.new_values.click()
-    assert w.seed.value == 0
-    check_state(w)
+    check_state(w.current(), conv_loops(XX, Wk, 0.0), "relu-pool")
+    assert w.current() != before
+    assert rebuild("ReluRouting", w.config).states == w.states
+    with pytest.raises(ValueError, match="no action 'nope'"):
+        w.run_action("nope")
 
 
-# ---------------------------------------------------------------------------------------------
-# Every setting of the controls
-# ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("seed", [0, 1, 3717, 424242])
-def test_sweep_every_control_value_never_raises(seed):
-    """Every bias step x every scale step x both orders (state checked against brute force);
-    figures drawn at the extremes and the middle of both sliders."""
-    w = ch04.ReluExplorer(seed=seed, draw=False)
-    b_lo, b_hi = ch04.ReluExplorer.BIAS_RANGE
-    s_lo, s_hi = ch04.ReluExplorer.SCALE_RANGE
-    assert (w.bias.min, w.bias.max, w.scale.min, w.scale.max) == (b_lo, b_hi, s_lo, s_hi)
-    biases = np.arange(b_lo, b_hi + 1e-9, w.bias.step)
-    scales = np.arange(s_lo, s_hi + 1e-9, w.scale.step)
-    assert len(biases) == 25 and len(scales) == 13
-    for order in ("relu-pool", "pool-relu"):
-        w.order.value = order
-        for b, s in itertools.product(biases, scales):
-            w.bias.value = float(b)
-            w.scale.value = float(s)
-            check_state(w)
-        if seed in (0, 3717):
-            for b, s in itertools.product((b_lo, 0.0, b_hi), (s_lo, 0.0, s_hi)):
-                w.bias.value, w.scale.value = float(b), float(s)
-                plt.close(w.figure())
-
-
-# ---------------------------------------------------------------------------------------------
-# Figure content
-# ---------------------------------------------------------------------------------------------
-
-def window_rects(ax):
-    return [p for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()
-            and abs(p.get_width() - 2) < 0.2]
-
-
-@pytest.mark.parametrize("order", ["relu-pool", "pool-relu"])
-def test_figure_shows_the_state(order):
-    w = ch04.ReluExplorer(order=order, draw=False)
-    fig = w.figure()
-    assert len(fig.axes) == 5
-    assert [t.get_text() for t in fig.axes[0].texts] == [fmt(v) for v in L1_EXAMPLE.ravel()]
-    assert [t.get_text() for t in fig.axes[4].texts] == [fmt(v) for v in w.dL1.ravel()]
-    assert [t.get_text() for t in fig.axes[1].texts] == [fmt(v) for v in w.result.mask.ravel()]
-    rects = window_rects(fig.axes[0])
-    open_rects = [r for r in rects if to_hex(r.get_edgecolor()) == to_hex(WINDOW)]
-    assert len(rects) == 4 and len(open_rects) == 2
-    assert "5 of 16 units alive, 2 of 4 windows pass gradient" in fig._suptitle.get_text()
-    plt.close(fig)
-
-
-def test_dead_figure():
-    w = ch04.ReluExplorer(bias=-6.0, draw=False)
-    fig = w.figure()
-    assert "0 of 16 units alive, 0 of 4 windows pass gradient" in fig._suptitle.get_text()
-    assert all(to_hex(r.get_edgecolor()) != to_hex(WINDOW) for r in window_rects(fig.axes[0]))
-    assert set(t.get_text() for t in fig.axes[4].texts) == {"0"}
-    plt.close(fig)
-
-
-def test_green_box_and_curve_figures():
-    fig = ch04.green_box_figure(L1_EXAMPLE, G_EXAMPLE, suptitle="x")
-    assert len(fig.axes) == 5
-    e = brute(L1_EXAMPLE, G_EXAMPLE)
-    assert [t.get_text() for t in fig.axes[1].texts] == [fmt(v) for v in e["mask"].ravel()]
-    assert [t.get_text() for t in fig.axes[3].texts] == [fmt(v) for v in e["routed_rp"].ravel()]
-    assert [t.get_text() for t in fig.axes[4].texts] == [fmt(v) for v in e["dL1"].ravel()]
-    plt.close(fig)
-    fig = ch04.relu_curve_figure()
-    assert len(fig.axes) == 2
-    plt.close(fig)
+def test_repr_payload_and_json():
+    w = ch04.ReluRouting()
+    assert repr(w) == repr(ch04.ReluRouting(seed=5)) and "0x" not in repr(w)
+    json.dumps({"states": w.states, "controls": w.controls}, allow_nan=False)
+    assert w.payload_size() <= 150_000     # the chapter's only explorable: <= ~250 KB per page
+    labels = [c["labels"] for c in w.controls if c["name"] == "order"][0]
+    assert labels == ["ReLU → pool", "pool → ReLU"]     # short: no cut button labels
 
 
 def test_relu_pool_pass_rejects_unknown_order():
-    with pytest.raises(ValueError, match="order"):
-        ch04.relu_pool_pass(L1_EXAMPLE, G_EXAMPLE, "relu-relu")
+    with pytest.raises(ValueError, match="order must be"):
+        ch04.relu_pool_pass(L1_EXAMPLE, G_EXAMPLE, "sideways")
 
 
-def test_drawing_widget_updates_its_output():
-    w = ch04.ReluExplorer(draw=True)
-    drawn = []
-    original = w.figure
+@pytest.mark.parametrize("order", ["relu-pool", "pool-relu"])
+def test_state_figure_fits_the_page(explorable, order):
+    fig = state_figure(explorable.set(order=order))
+    explorable.set(order="relu-pool")
+    w, h = fig.get_size_inches() * fig.dpi
+    assert w <= 960
+    drawn = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"-2", "2", "0"} <= drawn
+    assert [ax.get_title(loc="left") for ax in fig.axes][0] == "pre-activation L1 (4×4)"
+    plt.close(fig)
 
-    def counting_figure(*args, **kwargs):
-        fig = original(*args, **kwargs)
-        drawn.append(fig)
-        return fig
 
-    w.figure = counting_figure
-    w.bias.value = -2.0
-    w.order.value = "pool-relu"
-    assert len(drawn) == 2
-    assert all(not plt.fignum_exists(f.number) for f in drawn)
-    check_state(w)
-    plt.close("all")
+def test_curve_figure():
+    fig = ch04.relu_curve_figure()
+    assert len(fig.axes) == 2 and fig.get_size_inches()[0] * fig.dpi <= 960
+    plt.close(fig)
