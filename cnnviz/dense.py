@@ -121,7 +121,7 @@ def _rows_figure(rows: Sequence[Sequence[dict]], suptitle: Optional[str] = None,
     return fig
 
 
-def forward_figure(v: Dict[str, object], cell: float = 0.62):
+def forward_figure(v: Dict[str, object], cell: float = 0.58):
     """The forward pass, stage by stage: image, conv, ReLU (pool windows dashed, winners red),
     pooled map, flattened vector, logits and probabilities."""
     K = v["W"].shape[1]
