@@ -283,8 +283,9 @@ def state_figure(state: dict, follow: Optional[str] = None, panels: Optional[Seq
                 cls = q.get("classes", [[""] * q["cols"]] * q["rows"])[r][c]
                 if "pad" in cls:
                     ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=PAD_GREY, edgecolor="none", zorder=1))
+                dark = np.isfinite(fill[r, c]) and (abs(fill[r, c]) > 0.6 if div else fill[r, c] > 0.8)
                 ax.text(c, r, q["text"][r][c], ha="center", va="center", fontsize=7 if len(q["text"][r][c]) > 3 else 8,
-                        color="0.5" if ("pad" in cls or "zero" in cls) else "black", zorder=2)
+                        color="0.5" if ("pad" in cls or "zero" in cls) else ("white" if dark else "black"), zorder=2)
         ax.set_xticks(np.arange(q["cols"]))
         ax.set_yticks(np.arange(q["rows"]))
         ax.set_xticklabels(q.get("colLabels", [str(c) for c in range(q["cols"])]), fontsize=7)
