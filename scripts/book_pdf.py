@@ -1,12 +1,13 @@
 """Print the built book to one PDF for offline reading.
 
-    python scripts/book_pdf.py [--html _build/html] [--out _build/pdf/book.pdf]
+    python scripts/book_pdf.py [--html _build/html] [--out _build/html/cnn-backprop-book.pdf]
 
 Build the book first (the README's first command). Every page of the table of contents is
 printed by headless Chromium (``chromium --headless --print-to-pdf``) in table-of-contents
 order, with its equations typeset by MathJax and its exercise solutions unfolded (the book's
 print stylesheet, ``_static/book.css``, shows folded content on paper). The pages are then
-joined into one PDF with a bookmark per chapter (pypdf).
+joined into one PDF with a bookmark per chapter (pypdf). By default the PDF is written next to
+the pages, where each page's download menu links it (the Pages workflow publishes it there).
 
 The pages are served from a local web server while they print. MathJax normally comes from its
 CDN; where a local copy exists (``tests/browser/node_modules/mathjax``, installed by
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MATHJAX_CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/mathjax@3[^/\"']*/es5/")
 LOCAL_MATHJAX = ROOT / "tests" / "browser" / "node_modules" / "mathjax" / "es5"
 LOCAL_PREFIX = "/__book_pdf_mathjax__/"
+BOOK_PDF = "cnn-backprop-book.pdf"  # its name next to the pages, where their download menus link it
 # Printed pages wait for MathJax: Chromium prints once the page is loaded and this much
 # (virtual) time has passed without pending work.
 VIRTUAL_TIME_BUDGET_MS = 60000
@@ -156,12 +158,12 @@ def build_pdf(html_dir: Path, out: Path, chromium: str | None = None, mathjax_di
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built book (default _build/html)")
-    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "pdf" / "book.pdf", help="the PDF to write")
+    ap.add_argument("--out", type=Path, help=f"the PDF to write (default HTML/{BOOK_PDF})")
     ap.add_argument("--chromium", help="Chromium executable (default $CHROMIUM or /usr/bin/chromium)")
     ap.add_argument("--mathjax", type=Path, default=LOCAL_MATHJAX if LOCAL_MATHJAX.is_dir() else None,
                     help="a local MathJax 3 es5/ directory to serve instead of the CDN")
     args = ap.parse_args(argv)
-    out = build_pdf(args.html, args.out, args.chromium, args.mathjax)
+    out = build_pdf(args.html, args.out or args.html / BOOK_PDF, args.chromium, args.mathjax)
     from pypdf import PdfReader
     print(f"wrote {out} ({len(PdfReader(out).pages)} pages)")
     return 0
