@@ -9,7 +9,7 @@ way for both chapters and draws the results.
   ``(N, 1, 8, 8)`` float64 arrays with a stratified, seeded held-out split.
 * :func:`make_digits_cnn` -- ``Conv(1->16) ReLU Pool Conv(16->32) ReLU Pool Flatten Dense(128->10)``
   with max or average pooling, seeded.
-* :func:`train_digits` -- :func:`mlp_cnn_core.train_classifier` called one epoch at a time, so
+* :func:`train_digits` -- :func:`mlp_cnn_train.train_classifier` called one epoch at a time, so
   the test loss can be recorded after every epoch too.
 * :func:`network_gradient_check` -- backward pass against :func:`mlp_cnn_core.numerical_gradient`
   for a few entries of every parameter.
@@ -125,7 +125,7 @@ def evaluate(model: train.Sequential, x: np.ndarray, y: np.ndarray, batch_size: 
 
 def train_digits(model: train.Sequential, data: DigitsSplit, epochs: int = EPOCHS,
                  optimizer=None, batch_size: int = BATCH_SIZE, seed: int = 0) -> Dict[str, List[float]]:
-    """Train with :func:`mlp_cnn_core.train_classifier`, one epoch per call, and record after
+    """Train with :func:`mlp_cnn_train.train_classifier`, one epoch per call, and record after
     every epoch the training loss (mean over the epoch's mini-batches), the test loss and both
     accuracies.  ``optimizer`` defaults to ``train.Adam(model, lr=LEARNING_RATE)``; epoch ``e``
     shuffles with seed ``1000 * seed + e``.  ``history["seconds"]`` is the wall-clock time
@@ -198,7 +198,7 @@ def network_gradient_check(model: train.Sequential, x: np.ndarray, y: np.ndarray
 def plot_history(history: Dict[str, List[float]], title: Optional[str] = None):
     """Two panels: the loss (train and test) and the accuracy (train and test) per epoch."""
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.4, 3.6))
     a1.plot(epochs, history["loss"], "o-", label="train (mean over the epoch)")
     a1.plot(epochs, history["test_loss"], "s--", label="test (after the epoch)")
     a1.set_xlabel("epoch")
@@ -255,7 +255,7 @@ def plot_kernels(w: np.ndarray, title: str = "first-layer kernels"):
     cols = min(F, 8)
     rows = int(np.ceil(F / cols))
     lim = float(np.abs(w).max()) or 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.35 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.15 * cols, 1.3 * rows + 0.4), squeeze=False)
     for f, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -278,7 +278,7 @@ def plot_feature_maps(model: train.Sequential, image: np.ndarray, n_layers: int 
     for layer in model.layers[:n_layers]:
         x = layer.forward(x)
         stages.append((type(layer).__name__, x[0]))
-    fig, axes = plt.subplots(n_layers, max_maps + 1, figsize=(1.2 * (max_maps + 1), 1.35 * n_layers + 0.3),
+    fig, axes = plt.subplots(n_layers, max_maps + 1, figsize=(1.04 * (max_maps + 1), 1.2 * n_layers + 0.3),
                              squeeze=False)
     for r, (name, maps) in enumerate(stages):
         ax0 = axes[r, 0]
