@@ -22,11 +22,12 @@ from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_window, show_figure
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
+from .explorable import Explorable, cell_id, control, link, panel, window
 
 __all__ = ["SEED", "XX", "W", "WW", "TARGET", "values", "TinyPass", "forward", "backward", "loss",
            "circle_cells", "network_figure", "conv_window_figure", "pool_figure", "flatten_figure",
-           "route_figure", "TinyPixelExplorer", "MAX_COLOR"]
+           "route_figure", "tiny_state", "TinyNetworkRoute", "PIXEL_VALUES", "MAX_COLOR"]
 
 MAX_COLOR = "#1f5fbf"   # the article's "blue circles" around the maxima
 
@@ -329,118 +330,99 @@ def route_figure(dpooled, cache: core.MaxPoolCache, dA, relu_mask=None, dL1=None
 
 
 # ---------------------------------------------------------------------------
-# A small widget: change one pixel, watch the maxima and the gradients move
+# The explorable: change one pixel, follow the gradient back to the image
 # ---------------------------------------------------------------------------
 
-def _window_ties(A: np.ndarray, k: int = 2):
-    """The windows ``(i, j)`` of a non-overlapping ``k x k`` pool whose maximum is tied."""
-    H, W_ = A.shape
-    out = []
-    for i in range(H // k):
-        for j in range(W_ // k):
-            win = A[i * k:(i + 1) * k, j * k:(j + 1) * k]
-            if np.count_nonzero(win == win.max()) > 1:
-                out.append((i, j))
-    return out
+#: The values the explorable offers for the chosen pixel ("as drawn" keeps the image's own value).
+PIXEL_VALUES = ("as drawn", -6, 6)
 
 
-class TinyPixelExplorer:
-    """Change one pixel of the image and watch the forward pass, the circled maxima and the
-    gradients of the tiny network follow.
+def tiny_state(XX=XX, relu: bool = False, pixel=None) -> dict:
+    """What the explorable draws for image ``XX`` (6x6) with or without the ReLU: the image
+    (``pixel`` = ``(row, col)`` marked ``sel``), what the pool sees (its maxima ``win``, a tie of a
+    window ``tie``), the gradient G_L1 that the pool routes back, and G_XX.  Links: hover a cell of
+    G_XX to see which cells of L1 read that pixel and which of them carry gradient (the sum of
+    G_L1[i, j] * W[u - i, v - j]); hover a cell of L1 to see its 3x3 patch of the image.  Every
+    number comes from :func:`forward` and :func:`backward` (the core)."""
+    fmt = format_value
+    p = forward(XX, W, WW, TARGET, relu=relu)
+    g = backward(p)
+    XX = p.XX
+    kh, kw = W.shape
+    Ho, Wo = p.A.shape
+    won = core.maxpool2d_mask(p.pool_cache)[0, 0] > 0
+    shares = core.maxpool2d_winners(p.A, 2, 2)                      # (2, 2, 2, 2); ties: who else
+    A_cls = np.where(won, "win", "").astype(object)
+    for i, j in np.ndindex(2, 2):
+        win = p.A[2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        tied = (win == win.max()) & (shares[i, j] == 0)
+        for a, b in zip(*np.nonzero(tied)):
+            A_cls[2 * i + a, 2 * j + b] = "tie"
+    x_cls = np.full(XX.shape, "", dtype=object)
+    if pixel is not None:
+        x_cls[pixel] = "sel"
+    name = "ReLU(L1)" if relu else "L1"
+    dA, dXX = g["dL1"] + 0.0, g["dXX"] + 0.0
+    lim = float(np.max(np.abs(dXX))) or 1.0
+    panels = [
+        panel("XX", "image XX", XX, scale="div", classes=x_cls),
+        panel("A", f"{name}, maxima marked", p.A, scale="div", classes=A_cls,
+              windows=[window("A", 2 * i, 2 * j, 2, 2) for i in range(Ho // 2) for j in range(Wo // 2)]),
+        panel("G", "G_L1 = dL/dL1", dA, scale="div"),
+        panel("dXX", "G_XX = dL/dXX", dXX, scale="div", limit=lim),
+    ]
+    links = {}
+    for i, j in np.ndindex(Ho, Wo):
+        state = ("a maximum: G_L1 = " + fmt(dA[i, j]) if won[i, j] else "not a maximum: G_L1 = 0")
+        text = f"{name}[{i},{j}] = {fmt(p.A[i, j])} reads the 3×3 patch of XX outlined; {state}."
+        cells = [cell_id("A", i, j), cell_id("G", i, j)]
+        if dA[i, j] != 0:
+            cells += [cell_id("dXX", i + a, j + b) for a in range(kh) for b in range(kw)]
+        lk = link(cells, [window("XX", i, j, kh, kw)], text)
+        links[cell_id("A", i, j)] = links[cell_id("G", i, j)] = lk
+    for u, v in np.ndindex(*XX.shape):
+        readers = [(i, j) for i in range(max(0, u - kh + 1), min(Ho, u + 1))
+                   for j in range(max(0, v - kw + 1), min(Wo, v + 1))]
+        carry = [(i, j) for i, j in readers if dA[i, j] != 0]
+        if carry:
+            terms = " + ".join(f"({fmt(dA[i, j])})({fmt(W[u - i, v - j])})" for i, j in carry)
+            text = (f"XX[{u},{v}] is read by {len(readers)} cells of L1; {len(carry)} carry gradient: "
+                    f"G_XX[{u},{v}] = {terms} = {fmt(dXX[u, v])}.")
+        else:
+            text = (f"XX[{u},{v}] is read by {len(readers)} cells of L1, none of them a maximum "
+                    f"that passes gradient: G_XX[{u},{v}] = 0.")
+        cells = [cell_id("XX", u, v), cell_id("dXX", u, v)] + [cell_id(q, i, j) for i, j in carry for q in ("A", "G")]
+        lk = link(cells, [window("XX", i, j, kh, kw) for i, j in carry], text)
+        links[cell_id("XX", u, v)] = links[cell_id("dXX", u, v)] = lk
+    maxima = ", ".join(f"({int(r)},{int(c)})" for r, c in zip(p.pool_cache.rows.ravel(), p.pool_cache.cols.ravel()))
+    caption = f"L2 = {p.L2[0, 0]:g}, loss = {p.loss:g}; maxima of {name} at {maxima}."
+    ties = [f"({i},{j})" for i, j in np.ndindex(2, 2) if (A_cls[2 * i:2 * i + 2, 2 * j:2 * j + 2] == "tie").any()]
+    if ties:
+        caption += f" Tie in window {', '.join(ties)}: the first maximum (row-major) gets the gradient."
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dXX", 0, 0)}
 
-    Controls (attributes): ``row``, ``col`` (the pixel, 0..5), ``value`` (its new value, -6..6;
-    moving to another pixel resets it to that pixel's original value) and ``relu`` (example (b)).
 
-    State recomputed on every change: ``xx`` (the edited image, ``(6, 6)``), ``p`` (the
-    :class:`TinyPass`), ``grads`` (:func:`backward`'s dict), ``winners`` (list of the four
-    ``(row, col)`` maxima in the pool's input, from the cache), ``ties`` (windows whose maximum
-    is tied; the core gives the gradient to the first) and ``changed`` (did any winner move
-    compared with the unedited image?).
-    """
+class TinyNetworkRoute(Explorable):
+    """Chapter 5: change one pixel of the image, with or without the ReLU, and watch the maxima
+    and the whole route of the gradient back to the image follow.
 
-    def __init__(self, row: int = 3, col: int = 2, value: Optional[int] = None, relu: bool = False,
-                 draw: bool = True):
-        import ipywidgets as widgets
-        self.draw = draw
-        style = {"description_width": "initial"}
-        self.row = widgets.IntSlider(value=int(np.clip(row, 0, 5)), min=0, max=5, description="pixel row", style=style)
-        self.col = widgets.IntSlider(value=int(np.clip(col, 0, 5)), min=0, max=5, description="pixel col", style=style)
-        start = int(XX[self.row.value, self.col.value]) if value is None else int(np.clip(value, -6, 6))
-        self.value = widgets.IntSlider(value=start, min=-6, max=6, description="its value", style=style)
-        self.relu = widgets.Checkbox(value=bool(relu), description="ReLU after the convolution (example b)",
-                                     style=style)
-        self.summary = widgets.HTML()
-        self.out = widgets.Output()
-        self._busy = False
-        for c in (self.row, self.col):
-            c.observe(self._on_pixel, names="value")
-        for c in (self.value, self.relu):
-            c.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.row, self.col]),
-                                                  widgets.VBox([self.value, self.relu])]),
-                                    self.out, self.summary])
-        self._base_winners = {}
-        self.update()
+    Controls: the pixel's row and column, its value (:data:`PIXEL_VALUES`; "as drawn" keeps the
+    image's own value), the ReLU after the convolution (example (b))."""
 
-    # -- state -------------------------------------------------------------------------------
-    def _on_pixel(self, change) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:  # a new pixel starts from its original value
-            self.value.value = int(XX[self.row.value, self.col.value])
-        finally:
-            self._busy = False
-        self.update()
+    TITLE = "The tiny network backwards: the route is decided by the forward pass"
 
-    def _on_change(self, change) -> None:
-        if not self._busy:
-            self.update()
+    def __init__(self, **kw):
+        super().__init__(**kw)
 
-    def _compute(self) -> None:
-        relu = bool(self.relu.value)
-        self.xx = XX.copy()
-        self.xx[self.row.value, self.col.value] = float(self.value.value)
-        self.p = forward(self.xx, W, WW, TARGET, relu=relu)
-        self.grads = backward(self.p)
-        c = self.p.pool_cache
-        self.winners = [(int(r), int(q)) for r, q in zip(c.rows.reshape(-1), c.cols.reshape(-1))]
-        self.ties = _window_ties(self.p.A, 2)
-        if relu not in self._base_winners:
-            bc = forward(relu=relu).pool_cache
-            self._base_winners[relu] = [(int(r), int(q)) for r, q in zip(bc.rows.reshape(-1), bc.cols.reshape(-1))]
-        self.changed = self.winners != self._base_winners[relu]
+    def make_controls(self):
+        return [control("row", "pixel row", list(range(6)), default=1),
+                control("col", "pixel column", list(range(6)), default=1),
+                control("value", "its value", list(PIXEL_VALUES), default="as drawn",
+                        labels=["as drawn", "−6", "6"]),
+                control("relu", "ReLU after the convolution", [False, True], kind="toggle")]
 
-    def _summary_html(self) -> str:
-        r, c, v = self.row.value, self.col.value, self.value.value
-        parts = [f"XX[{r},{c}] = {v} (originally {XX[r, c]:g}).",
-                 f"L2 = {self.p.L2[0, 0]:g}, loss = {self.p.loss:g}.",
-                 "Maxima at " + ", ".join(f"({a},{b})" for a, b in self.winners) + "."]
-        parts.append("The circled maxima <b>moved</b>: the gradient now takes another route."
-                     if self.changed else "The circled maxima did not move.")
-        if self.ties:
-            parts.append("Tie in window " + ", ".join(f"({i},{j})" for i, j in self.ties)
-                         + ": the first maximum in row-major order gets the gradient.")
-        return "<br>".join(parts)  # only numbers vary: nothing to escape
-
-    def figure(self):
-        """A new figure of the current state: the image (edited pixel outlined), the pool's input
-        with its maxima circled, and dL/dXX."""
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), gridspec_kw={"width_ratios": [6, 4, 6]})
-        draw_matrix(axes[0], self.xx, title="XX (edited pixel outlined)", diverging=True)
-        outline_window(axes[0], self.row.value, self.col.value, 1, 1, color=ACCENT, linewidth=3)
-        name = "ReLU(L1)" if self.relu.value else "L1"
-        draw_matrix(axes[1], self.p.A, title=f"{name}, maxima circled", diverging=True)
-        _window_grid(axes[1], 4, 4, 2)
-        circle_cells(axes[1], [w[0] for w in self.winners], [w[1] for w in self.winners])
-        draw_matrix(axes[2], self.grads["dXX"] + 0.0, title="dL/dXX", diverging=True, fmt="{:.3g}")
-        fig.suptitle(f"L2 = {self.p.L2[0, 0]:g}   loss = {self.p.loss:g}", fontsize=10)
-        fig.tight_layout()
-        return fig
-
-    def update(self) -> None:
-        self._compute()
-        self.summary.value = self._summary_html()
-        if not self.draw:
-            return
-        show_figure(self.out, self.figure())
+    def state(self, row, col, value, relu):
+        xx = XX.copy()
+        if value != "as drawn":
+            xx[row, col] = float(value)
+        return tiny_state(xx, relu=relu, pixel=(row, col))

@@ -259,84 +259,99 @@ def _first_max_positions(A):
     return out
 
 
-def test_explorer_default_state_is_the_chapters_network():
-    e = tiny.TinyPixelExplorer(draw=False)
-    np.testing.assert_array_equal(e.xx, tiny.XX)
-    assert e.p.loss == 1.53125 and not e.changed and e.ties == []
-    assert e.winners == [(1, 1), (0, 2), (3, 0), (3, 3)]
-    assert "did not move" in e.summary.value and "L2 = 2.75" in e.summary.value
+def _fmt(v):
+    v = float(v) + 0.0
+    return str(int(v)) if v.is_integer() else f"{v:.3g}"
 
 
-def test_explorer_pixel_edit_against_torch():
-    e = tiny.TinyPixelExplorer(row=1, col=1, value=4, draw=False)
+def _check_state(state, xx, relu, pixel):
+    """Every drawn number against PyTorch autograd; maxima and ties by hand; links well formed."""
+    ref = _torch_reference(relu, XX=xx)
+    A = ref["A"].detach().numpy()[0, 0]
+    G = ref["L1"].grad.numpy()[0, 0]
+    dXX = ref["x"].grad.numpy()[0, 0]
+    P = {q["id"]: q for q in state["panels"]}
+    assert P["XX"]["text"] == [[_fmt(v) for v in row] for row in xx]
+    assert P["XX"]["classes"][pixel[0]][pixel[1]] == "sel"
+    np.testing.assert_allclose([[float(t) for t in row] for row in P["A"]["text"]], A, atol=1e-9)
+    for name, ref_arr in (("G", G), ("dXX", dXX)):
+        got = np.array([[float(t) for t in row] for row in P[name]["text"]])
+        np.testing.assert_allclose(got, ref_arr, rtol=5e-3, atol=1e-12)   # 3 significant digits
+    winners = _first_max_positions(A)
+    assert {(r, c) for r in range(4) for c in range(4) if P["A"]["classes"][r][c] == "win"} == set(winners)
+    for i in range(2):
+        for j in range(2):
+            win = A[2 * i:2 * i + 2, 2 * j:2 * j + 2]
+            tied = {(2 * i + a, 2 * j + b) for a in range(2) for b in range(2) if win[a, b] == win.max()}
+            marked = {(r, c) for r in range(2 * i, 2 * i + 2) for c in range(2 * j, 2 * j + 2)
+                      if P["A"]["classes"][r][c] == "tie"}
+            assert marked == tied - set(winners)
+    cells = {f"{q['id']}:{r}:{c}" for q in state["panels"] for r in range(q["rows"]) for c in range(q["cols"])}
+    assert set(state["links"]) <= cells and state["focus"] in state["links"]
+    for key, lk in state["links"].items():
+        assert set(lk["cells"]) <= cells, key
+    for u in range(6):
+        for v in range(6):
+            text = state["links"][f"dXX:{u}:{v}"]["text"]
+            readers = [(i, j) for i in range(4) for j in range(4) if i <= u < i + 3 and j <= v < j + 3]
+            assert text.startswith(f"XX[{u},{v}] is read by {len(readers)} cells of L1")
+            assert text.endswith(f"= {_fmt(dXX[u, v])}.") or (dXX[u, v] == 0 and text.endswith("= 0."))
+            carry = [ij for ij in readers if G[ij] != 0]
+            assert len(state["links"][f"dXX:{u}:{v}"]["windows"]) == len(carry)
+    cap = state["caption"]
+    assert cap.startswith(f"L2 = {float(ref['L2'].detach()):g}, loss = {float(ref['loss'].detach()):g}; ")
+    assert ", ".join(f"({r},{c})" for r, c in winners) in cap
+
+
+@pytest.fixture(scope="module")
+def explorable():
+    return tiny.TinyNetworkRoute()
+
+
+def test_explorer_default_state_is_the_chapters_network(explorable):
+    assert explorable.values == {"row": 1, "col": 1, "value": "as drawn", "relu": False}
+    s = explorable.current()
+    _check_state(s, np.array(tiny.XX), False, (1, 1))
+    assert s["caption"] == "L2 = 2.75, loss = 1.53125; maxima of L1 at (1,1), (0,2), (3,0), (3,3)."
+
+
+def test_explorer_relu_reports_the_tie_of_zeros(explorable):
+    s = explorable.set(relu=True)
+    explorable.set(relu=False)
+    assert "maxima of ReLU(L1) at (1,1), (0,2), (2,0), (3,3)" in s["caption"]
+    assert "Tie in window (1,0): the first maximum (row-major) gets the gradient." in s["caption"]
+    A = {q["id"]: q for q in s["panels"]}["A"]
+    assert [A["classes"][r][c] for r, c in [(2, 0), (2, 1), (3, 0), (3, 1)]] == ["win", "tie", "tie", "tie"]
+
+
+def test_explorer_every_state_against_torch(explorable):
+    """Full sweep: 36 pixels x 3 values x with/without ReLU."""
+    assert len(explorable.states) == 36 * len(tiny.PIXEL_VALUES) * 2
+    for r in range(6):
+        for c in range(6):
+            for value in tiny.PIXEL_VALUES:
+                for relu in (False, True):
+                    xx = np.array(tiny.XX)
+                    if value != "as drawn":
+                        xx[r, c] = value
+                    key = f"{r}|{c}|{value}|{'true' if relu else 'false'}"
+                    _check_state(explorable.states[key], xx, relu, (r, c))
+
+
+def test_explorer_repr_payload_rebuild(explorable):
+    from cnnviz.explorable import rebuild
+    assert repr(explorable) == repr(tiny.TinyNetworkRoute()) and "0x" not in repr(explorable)
+    assert explorable.payload_size() <= 150_000
+    assert rebuild("TinyNetworkRoute", explorable.config).states == explorable.states
+    with pytest.raises(ValueError, match="has no action"):
+        explorable.run_action("new")
+
+
+def test_static_figure_of_a_state_fits_the_page():
+    from cnnviz.statefig import state_figure
     xx = np.array(tiny.XX)
     xx[1, 1] = 4
-    ref = _torch_reference(False, XX=xx)
-    np.testing.assert_allclose(e.p.L1, ref["L1"].detach().numpy()[0, 0], atol=1e-12)
-    np.testing.assert_allclose(e.grads["dXX"], ref["x"].grad.numpy()[0, 0], atol=1e-12)
-    np.testing.assert_allclose(e.grads["dW"], ref["w"].grad.numpy()[0, 0], atol=1e-12)
-    assert e.winners == _first_max_positions(_l1_by_hand_of(xx))
-    assert e.changed and "moved" in e.summary.value
-    assert e.p.L2[0, 0] == 2.75          # the maximum moved, its value did not
-
-
-def _l1_by_hand_of(xx):
-    return np.array([[np.sum(xx[i:i + 3, j:j + 3] * tiny.W) for j in range(4)] for i in range(4)])
-
-
-def test_explorer_moving_to_a_pixel_resets_its_value():
-    e = tiny.TinyPixelExplorer(row=1, col=1, value=4, draw=False)
-    e.row.value = 4
-    assert e.value.value == int(tiny.XX[4, 1])
-    np.testing.assert_array_equal(e.xx, tiny.XX)
-    e.col.value = 5
-    assert e.value.value == int(tiny.XX[4, 5])
-
-
-def test_explorer_relu_reports_the_tie_of_zeros():
-    e = tiny.TinyPixelExplorer(draw=False)
-    e.relu.value = True
-    assert e.ties == [(1, 0)] and "Tie in window (1,0)" in e.summary.value
-    assert e.winners[2] == (2, 0)
-    assert e.grads["dL1"][2, 0] == 0 and e.grads["dA"][2, 0] != 0
-
-
-def test_explorer_figure_content():
-    e = tiny.TinyPixelExplorer(row=3, col=3, value=4, relu=True, draw=False)
-    fig = e.figure()
-    assert sum(isinstance(p, Circle) for p in fig.axes[1].patches) == 4
-    centers = sorted((int(c.center[1]), int(c.center[0])) for c in fig.axes[1].patches if isinstance(c, Circle))
-    assert centers == sorted(_first_max_positions(np.maximum(_l1_by_hand_of(e.xx), 0)))
-    assert fig.axes[1].get_title().startswith("ReLU(L1)")
-    assert "4" in [t.get_text() for t in fig.axes[0].texts]
-
-
-def test_explorer_draws_into_its_output():
-    e = tiny.TinyPixelExplorer(draw=True)
-    e.value.value = -6
-    assert "L2 =" in e.summary.value
-
-
-def test_explorer_sweep_never_raises():
-    e = tiny.TinyPixelExplorer(draw=False)
-    for relu in (False, True):
-        e.relu.value = relu
-        for r in range(6):
-            e.row.value = r
-            for c in range(6):
-                e.col.value = c
-                for v in (e.value.min, 0, e.value.max):
-                    e.value.value = v
-                    assert e.xx[r, c] == v
-                    assert len(e.winners) == 4 and np.isfinite(e.p.loss)
-                    assert e.winners == _first_max_positions(e.p.A)
-
-
-def test_explorer_figures_at_the_extremes():
-    for relu in (False, True):
-        for r, c in [(0, 0), (0, 5), (5, 0), (5, 5), (2, 3)]:
-            for v in (-6, 6):
-                e = tiny.TinyPixelExplorer(row=r, col=c, value=v, relu=relu, draw=False)
-                fig = e.figure()
-                assert sum(isinstance(p, Circle) for p in fig.axes[1].patches) == 4
-                plt.close(fig)
+    fig = state_figure(tiny.tiny_state(xx, pixel=(1, 1)))
+    assert fig.get_size_inches()[0] * fig.dpi <= 960
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["image XX", "L1, maxima marked", "G_L1 = dL/dL1",
+                                                              "G_XX = dL/dXX"]
