@@ -1,18 +1,18 @@
-"""Chapter 03 (gradient expansion): the ties/overlap explorer widget and the chapter's figures.
+"""Chapter 03 (gradient expansion): the ties-and-overlap explorable and the chapter's figures.
 
 The source article's "expansion" repeats every cell of the upstream gradient ``dY`` over its
 pooling window and multiplies the result by the 0/1 mask of the maxima.  That is exact for
-non-overlapping windows without ties, and wrong otherwise.  ``ExpansionExplorer`` lets a reader
+non-overlapping windows without ties, and wrong otherwise.  ``TiesAndOverlap`` lets a reader
 create ties (small value ranges) and overlaps (stride < window) and compare the three tie
 policies of :func:`mlp_cnn_core.maxpool2d_forward` (``"first"``, ``"all"``, ``"split"``) by
-their gradient mass ``sum(dX)`` against ``sum(dY)``.
+their gradient mass ``sum(dX)`` against ``sum(dY)``; :func:`policies_state` computes one of its
+states, and :func:`ties_figure` draws the same state as a static figure.
 
-All the gradients come from :mod:`mlp_cnn_core`; this module only arranges and draws them.
+All the gradients and every window's winners come from :mod:`mlp_cnn_core`
+(``maxpool2d_backward``, ``maxpool2d_winners``); this module only arranges and draws them.
 """
 from __future__ import annotations
 
-import html
-import textwrap
 from typing import Dict, Optional
 
 import numpy as np
@@ -20,57 +20,49 @@ from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, outline_cells, outline_window, show_figure
+from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
+from .explorable import Explorable, action, cell_id, control, link, panel, window
 
-__all__ = ["POLICIES", "POLICY_LABELS", "window_max_counts", "winner_cells", "naive_expansion",
-           "naive_defined", "policy_gradients", "explorer_values", "explorer_upstream",
-           "ExpansionExplorer", "expansion_figure", "overlap_figure", "ties_figure"]
+__all__ = ["POLICIES", "POLICY_LABELS", "tie_marks", "naive_expansion", "naive_defined",
+           "policy_gradients", "tie_values", "upstream_gradient", "policies_state", "TiesAndOverlap",
+           "expansion_figure", "overlap_figure", "ties_figure"]
 
 POLICIES = core.TIES_POLICIES  # ("first", "all", "split")
-POLICY_LABELS = {"first": "first (PyTorch)", "all": "all (naive mask)", "split": "split",
-                 "naive": "naive expansion"}
+POLICY_LABELS = {"first": "first (PyTorch)", "all": "all (naive mask)", "split": "split"}
 
 
 # ---------------------------------------------------------------------------
-# Small helpers (bookkeeping for the figures; the gradients come from the core)
+# Small helpers (bookkeeping for the pictures; the gradients come from the core)
 # ---------------------------------------------------------------------------
 
-def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
-    """``(Ho, Wo, k, k)`` view of the pooling windows of a 2-D ``x`` (no padding)."""
-    return np.lib.stride_tricks.sliding_window_view(x, (k, k))[::s, ::s]
+def tie_marks(x, k: int, s: int):
+    """``(counts, first, tied)`` for a 2-D ``x`` pooled by ``k``×``k`` windows with stride ``s``.
 
-
-def window_max_counts(x, k: int, s: int) -> np.ndarray:
-    """How many cells of each window equal that window's maximum: an int array ``(Ho, Wo)``.
-
-    A count above 1 is a tie.
+    ``counts`` (``(Ho, Wo)`` ints): how many cells hold each window's maximum (above 1: a tie);
+    ``first`` (bool, ``x``'s shape): the cells that win some window under PyTorch's rule (the first
+    maximum); ``tied``: the cells that are one of several equal maxima of some window.  From
+    :func:`mlp_cnn_core.maxpool2d_winners`.
     """
     x = np.asarray(x, dtype=float)
-    out, _ = core.maxpool2d_forward(x, k, s)
-    return (_windows(x, k, s) == out[:, :, None, None]).sum(axis=(2, 3))
-
-
-def winner_cells(x, k: int, s: int):
-    """``(unique, tied)``: bool masks of ``x``'s shape.
-
-    ``tied`` marks the cells that are one of several equal maxima of at least one window;
-    ``unique`` marks the other cells that win some window.
-    """
-    x = np.asarray(x, dtype=float)
-    out, cache_all = core.maxpool2d_forward(x, k, s, ties="all")
-    wins = core.maxpool2d_mask(cache_all) > 0
-    counts = window_max_counts(x, k, s)
+    shares_all = core.maxpool2d_winners(x, k, s, ties="all")      # (Ho, Wo, k, k), 1 on every maximum
+    shares_first = core.maxpool2d_winners(x, k, s, ties="first")
+    counts = shares_all.sum(axis=(-2, -1)).astype(int)
+    first = np.zeros(x.shape, dtype=bool)
     tied = np.zeros(x.shape, dtype=bool)
-    wv = _windows(x, k, s)
-    for i, j in zip(*np.nonzero(counts > 1)):
-        r, c = np.nonzero(wv[i, j] == out[i, j])
-        tied[i * s + r, j * s + c] = True
-    return wins & ~tied, tied
+    Ho, Wo = counts.shape
+    for i in range(Ho):
+        for j in range(Wo):
+            for a in range(k):
+                for b in range(k):
+                    r, c = i * s + a, j * s + b
+                    first[r, c] |= bool(shares_first[i, j, a, b])
+                    tied[r, c] |= bool(shares_all[i, j, a, b]) and counts[i, j] > 1
+    return counts, first, tied
 
 
-def naive_defined(size: int, k: int, s: int) -> bool:
+def naive_defined(shape, k: int, s: int) -> bool:
     """The expansion has the input's shape only when the windows tile it exactly."""
-    return s == k and size % k == 0
+    return s == k and all(n % k == 0 for n in shape)
 
 
 def naive_expansion(x, dout, k: int):
@@ -97,32 +89,222 @@ def policy_gradients(x, dout, k: int, s: int) -> Dict[str, np.ndarray]:
     return grads
 
 
-def explorer_values(size: int, vmax: int, seed: int) -> np.ndarray:
-    """The widget's input: integers drawn uniformly from {0, ..., vmax} (exact, so ties are real)."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, vmax + 1, size=(size, size)).astype(float)
+def tie_values(size: int, vmax: int, seed: int) -> np.ndarray:
+    """A seeded ``(size, size)`` input of integers from {0, ..., vmax} (exact, so ties are real).
+
+    The same uniform draw is rounded down to ``vmax + 1`` levels, so changing ``vmax`` coarsens
+    one picture instead of drawing a new one.
+    """
+    u = np.random.default_rng([int(seed), int(size)]).random((size, size))
+    return np.floor(u * (vmax + 1))
 
 
-def explorer_upstream(shape, kind: str, seed: int) -> np.ndarray:
-    """The widget's upstream gradient dY: all ones, or integers from {1, 2, 3}."""
+def upstream_gradient(shape, kind: str, seed: int) -> np.ndarray:
+    """The upstream gradient dY: all ones, or seeded integers from {1, 2, 3}."""
     if kind == "ones":
         return np.ones(shape)
-    rng = np.random.default_rng(10_000 + seed)
-    return rng.integers(1, 4, size=shape).astype(float)
+    return np.random.default_rng([int(seed), 7, *shape]).integers(1, 4, size=shape).astype(float)
 
 
-def _fmt(v: float) -> str:
-    v = float(v)
-    if v == int(v):
-        return str(int(v))
-    return f"{v:.4g}"
-
-
-def _compare(a: float, b: float) -> str:
-    """'= sum(dY)', '> sum(dY)' or '< sum(dY)' (equal up to rounding: split divides by 3)."""
+def _mass_word(a: float, b: float) -> str:
     if np.isclose(a, b, rtol=1e-12, atol=1e-12):
-        return "= sum(dY)"
-    return "> sum(dY)" if a > b else "< sum(dY)"
+        return "="
+    return ">" if a > b else "<"
+
+
+# ---------------------------------------------------------------------------
+# The explorable (drawn in the browser from precomputed states)
+# ---------------------------------------------------------------------------
+
+def policies_state(x, k: int, s: int, dout) -> dict:
+    """One state of :class:`TiesAndOverlap`: ``x`` (H, W) pooled by ``k``×``k`` windows with stride
+    ``s``, upstream gradient ``dout`` (Ho, Wo).
+
+    Panels: x (winners and tied maxima marked), dY (tied windows marked), expand(dY) when the
+    windows tile x, and dX under each tie policy with its mass ``sum(dX)`` in the title.  Links:
+    an output cell shows its window, its maxima and what each policy gives them; an input cell
+    (or a dX cell) the windows it lies in and the sum it receives under each policy.
+    """
+    x = np.asarray(x, dtype=float)
+    dout = np.asarray(dout, dtype=float)
+    H, W = x.shape
+    fmt = format_value
+    grads = policy_gradients(x, dout, k, s)
+    shares = {p: core.maxpool2d_winners(x, k, s, ties=p) for p in POLICIES}   # (Ho, Wo, k, k)
+    Ho, Wo = dout.shape
+    mass = {p: float(grads[p].sum()) for p in POLICIES}
+    total = float(dout.sum())
+    overlap = s < k
+    tiles = naive_defined(x.shape, k, s)
+
+    inside, maxima = {}, {}
+    for i in range(Ho):
+        for j in range(Wo):
+            maxima[(i, j)] = []
+            for a in range(k):
+                for b in range(k):
+                    rc = (i * s + a, j * s + b)
+                    inside.setdefault(rc, []).append((i, j))
+                    if shares["all"][i, j, a, b]:
+                        maxima[(i, j)].append((rc, {p: float(shares[p][i, j, a, b]) for p in POLICIES}))
+    counts, first_mask, tied_mask = tie_marks(x, k, s)
+    x_cls = [[" ".join(t for t, on in (("win", first_mask[r, c]), ("tie", tied_mask[r, c])) if on)
+              or ("" if (r, c) in inside else "dim") for c in range(W)] for r in range(H)]
+    lim = max(float(np.max(np.abs(g))) for g in grads.values()) or 1.0
+    dx_ids = {p: f"dx_{p}" for p in POLICIES}
+    boxes = [] if overlap else [window("x", i * s, j * s, k, k) for i in range(Ho) for j in range(Wo)]
+    panels = [panel("x", f"x ({H}×{W})", x, classes=x_cls, windows=boxes),
+              panel("dy", f"dY ({Ho}×{Wo}), Σ = {fmt(total)}", dout, scale="div", limit=lim,
+                    classes=np.where(counts > 1, "tie", ""))]
+    if tiles:
+        panels.append(panel("ex", "expand(dY)", core.expand_gradient(dout, k), scale="div", limit=lim))
+    for p in POLICIES:
+        panels.append(panel(dx_ids[p], f"dX {p}, Σ = {fmt(mass[p])}", grads[p], scale="div", limit=lim,
+                            classes=[["dim" if (r, c) not in inside else "" for c in range(W)] for r in range(H)]))
+
+    links = {}
+    for (i, j), ms in maxima.items():
+        box = window("x", i * s, j * s, k, k)
+        g = dout[i, j]
+        cells = [cell_id("dy", i, j)] + [cell_id(pid, *rc) for rc, _ in ms for pid in ["x", *dx_ids.values()]]
+        if len(ms) == 1:
+            (r, c), _ = ms[0]
+            text = (f"window ({i},{j}): maximum {fmt(x[r, c])}, only at x[{r},{c}], which gets dY = {fmt(g)} "
+                    "under every policy.")
+        else:
+            n = len(ms)
+            held = ", ".join(f"x[{r},{c}]" for (r, c), _ in ms)
+            (r, c), _ = next(m for m in ms if m[1]["first"])
+            text = (f"window ({i},{j}): maximum {fmt(x[ms[0][0]])}, a {n}-way tie ({held}). "
+                    f"first: x[{r},{c}] gets {fmt(g)}. all: each gets {fmt(g)}, {fmt(n * g)} in total. "
+                    f"split: each gets {fmt(g / n)}.")
+        links[cell_id("dy", i, j)] = link(cells, [box] + [[pid, *box[1:]] for pid in dx_ids.values()], text)
+    for r in range(H):
+        for c in range(W):
+            ins = inside.get((r, c), [])
+            mine = [((i, j), sh) for (i, j) in ins for rc, sh in maxima[(i, j)] if rc == (r, c)]
+            if not ins:
+                text = f"x[{r},{c}] lies in no window: dX = 0 under every policy."
+            elif not mine:
+                text = (f"x[{r},{c}] = {fmt(x[r, c])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
+                        "and the maximum of none: dX = 0 under every policy.")
+            else:
+                parts = []
+                for p in POLICIES:
+                    terms = [fmt(sh[p] * dout[ij]) for ij, sh in mine if sh[p]]
+                    got = fmt(grads[p][r, c])
+                    parts.append(f"{p}: {' + '.join(terms)} = {got}" if len(terms) > 1 else f"{p}: {got}")
+                n_tied = sum(1 for ij, _ in mine if counts[ij] > 1)
+                if len(ins) == 1:
+                    what = (f"one of the {counts[mine[0][0]]} tied maxima of its window" if n_tied
+                            else "the maximum of its window")
+                else:
+                    what = (f"a maximum of {len(mine)} of its {len(ins)} windows"
+                            + (f" ({n_tied} tied)" if n_tied else ""))
+                text = f"x[{r},{c}] = {fmt(x[r, c])} is {what}. " + "; ".join(parts) + "."
+            cells = [cell_id(pid, r, c) for pid in ["x", *dx_ids.values()]]
+            cells += [cell_id("dy", *ij) for ij, _ in mine]
+            lk = link(cells, [window("x", i * s, j * s, k, k) for i, j in ins], text)
+            for pid in ["x", *dx_ids.values()]:
+                links[cell_id(pid, r, c)] = lk
+
+    n_tied = int((counts > 1).sum())
+    caption = (f"{n_tied} of {Ho * Wo} windows tie. Σ dY = {fmt(total)}; Σ dX: " +
+               ", ".join(f"{p} {fmt(mass[p])} ({_mass_word(mass[p], total)})" for p in POLICIES) + ". ")
+    if overlap:
+        won = {}
+        for (i, j), ms in maxima.items():
+            for rc, sh in ms:
+                if sh["first"]:
+                    won[rc] = won.get(rc, 0) + 1
+        several = sum(1 for n in won.values() if n > 1)
+        caption += (f"The windows overlap (stride {s} < window {k}): {several} cell"
+                    f"{'s win' if several != 1 else ' wins'} several windows and add up their gradients. ")
+    if tiles:
+        caption += ("The windows tile x, so the naive expansion expand(dY) ⊙ (x == expand(y)) is defined: "
+                    "it equals 'all'.")
+    else:
+        caption += (f"The naive expansion is undefined here: expand(dY) is {Ho * k}×{Wo * k}, x is {H}×{W}.")
+    caption += " Outlines on x: solid, a window's first maximum; dashed, a tied maximum."
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dy", 0, 0)}
+
+
+VMAX = (1, 2, 3, 9)
+
+
+class TiesAndOverlap(Explorable):
+    """Chapter 3: ties, overlapping windows and the gradient mass of the three tie policies.
+
+    Controls: input size (4-8), window k (2, 3), stride s (1-3), the value range {0..v_max} (small
+    v_max: many ties) and the upstream gradient (ones or random integers 1-3).  Every state shows
+    dX under the three policies side by side, and expand(dY) whenever the windows tile the input.
+    Action (kernel): new random values."""
+
+    TITLE = "Ties and overlapping windows: where does the gradient go?"
+
+    def __init__(self, seed: int = 2, **kw):
+        super().__init__(seed=int(seed), **kw)
+
+    def make_controls(self):
+        return [
+            control("size", "input size", [4, 5, 6, 7, 8], default=4, labels=[f"{n}×{n}" for n in range(4, 9)]),
+            control("k", "window k", [2, 3], default=2),
+            control("s", "stride s", [1, 2, 3], default=2),
+            control("vmax", "values 0..v_max (small = many ties)", list(VMAX), default=3,
+                    labels=[f"0..{v}" for v in VMAX]),
+            control("upstream", "upstream dY", ["ones", "random"], default="random", kind="select",
+                    labels=["all ones", "random 1–3"]),
+        ]
+
+    def make_actions(self):
+        return [action("new", "new random values")]
+
+    def act(self, name, value):
+        if name == "new":
+            self.config = {**self.config, "seed": int(self.config["seed"]) + 1}
+        else:
+            super().act(name, value)
+
+    def state(self, size, k, s, vmax, upstream):
+        x = tie_values(size, vmax, self.config["seed"])
+        n_out = core.pool_output_size(size, k, s)
+        return policies_state(x, k, s, upstream_gradient((n_out, n_out), upstream, self.config["seed"]))
+
+
+# ---------------------------------------------------------------------------
+# Static figures of the chapter
+# ---------------------------------------------------------------------------
+
+MAX_WIDTH = 9.5  # inches: at most 950 px wide at the default 100 dpi
+
+
+def _row_figure(widths, height, cell_size=0.45, extra_height=1.3, n_rows=1):
+    """A figure with ``n_rows`` rows of panels; ``widths`` (in cells) lists the panels of each
+    row, row after row.  At most ``MAX_WIDTH`` wide."""
+    widths = [max(int(w), 1) for w in widths]
+    per_row = -(-len(widths) // n_rows)
+    rows = [widths[i:i + per_row] for i in range(0, len(widths), per_row)]
+    widest = max(sum(r) for r in rows)
+    fig_w = min(cell_size * widest + 0.55 * per_row, MAX_WIDTH)
+    fig = plt.figure(figsize=(fig_w, n_rows * (cell_size * height + extra_height)))
+    subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0] if len(rows) > 1 else [fig]
+    axes = []
+    for sub, row in zip(subs, rows):
+        ratios = row + ([widest - sum(row)] if sum(row) < widest else [])
+        ax_row = sub.subplots(1, len(ratios), squeeze=False, gridspec_kw={"width_ratios": ratios})[0]
+        for extra in ax_row[len(row):]:
+            extra.axis("off")
+        axes += list(ax_row[:len(row)])
+    return fig, axes
+
+
+def _draw_grad(ax, m, title: str, lim: float) -> None:
+    """A gradient panel on a red/blue scale shared by its neighbours (``[-lim, lim]``), with
+    white text only on strongly coloured cells."""
+    m = np.asarray(m, dtype=float)
+    draw_matrix(ax, m, title=title, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    for t, v in zip(ax.texts, m.ravel()):
+        t.set_color("white" if abs(v) > 0.6 * lim else "black")
 
 
 def _draw_windows(ax, Ho: int, Wo: int, k: int, s: int) -> None:
@@ -138,205 +320,8 @@ def _draw_windows(ax, Ho: int, Wo: int, k: int, s: int) -> None:
             outline_window(ax, 0, s, k, k, color=WINDOW, linewidth=1.6, linestyle="--", inset=0.14)
 
 
-def _draw_grad(ax, m, title: str, lim: float) -> None:
-    """A gradient panel on a red/blue scale shared by its neighbours (``[-lim, lim]``), with
-    white text only on strongly coloured cells."""
-    m = np.asarray(m, dtype=float)
-    draw_matrix(ax, m, title=title, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    for t, v in zip(ax.texts, m.ravel()):
-        t.set_color("white" if abs(v) > 0.6 * lim else "black")
-
-
-def _text_panel(ax, text: str, width: int = 30) -> None:
-    ax.axis("off")
-    ax.text(0.5, 0.5, textwrap.fill(text, width), ha="center", va="center", fontsize=9,
-            transform=ax.transAxes)
-
-
-def _row_figure(widths, height, cell_size=0.5, extra_height=1.3):
-    widths = [max(int(w), 1) for w in widths]
-    fig, axes = plt.subplots(1, len(widths), squeeze=False,
-                             figsize=(cell_size * sum(widths) + 1.0 * len(widths), cell_size * height + extra_height),
-                             gridspec_kw={"width_ratios": widths})
-    return fig, list(axes[0])
-
-
-# ---------------------------------------------------------------------------
-# The widget
-# ---------------------------------------------------------------------------
-
-class ExpansionExplorer:
-    """Create ties and overlaps in a max-pooling layer and compare the gradient policies.
-
-    Controls (attributes): ``size`` (4-8), ``window`` (2-3), ``stride`` (1-3), ``vmax`` (values
-    are drawn from {0..vmax}: a small vmax makes many ties), ``seed`` and the ``new_values``
-    button, ``upstream`` ("ones" or "random" integers 1-3), ``policy`` ("first", "all", "split"
-    or "naive" -- the expansion trick, defined only when the windows tile the input) and
-    ``show_all`` (draw the three policies side by side).
-
-    State recomputed on every change: ``x``, ``y`` (the pooled output), ``dout``, ``grads`` (dict policy -> dX),
-    ``dx`` (the chosen policy's dX, or ``None`` when the naive expansion is undefined),
-    ``mass`` (dict policy -> sum(dX), plus ``"dY"``), ``counts`` (maxima per window),
-    ``unique``/``tied`` (bool masks of the winners), ``overlap``, ``naive_ok``, ``message``.
-    """
-
-    def __init__(self, size: int = 4, window: int = 2, stride: int = 2, vmax: int = 3, seed: int = 3,
-                 upstream: str = "random", policy: str = "first", show_all: bool = True, render: bool = True):
-        import ipywidgets as widgets
-
-        style = {"description_width": "initial"}
-        self.size = widgets.IntSlider(value=size, min=4, max=8, description="input size", style=style)
-        self.window = widgets.IntSlider(value=window, min=2, max=3, description="window k", style=style)
-        self.stride = widgets.IntSlider(value=stride, min=1, max=3, description="stride s", style=style)
-        self.vmax = widgets.IntSlider(value=vmax, min=1, max=20,
-                                      description="values 0..v_max (small = many ties)", style=style)
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=99_999, description="seed", style=style,
-                                           layout=widgets.Layout(width="150px"))
-        self.new_values = widgets.Button(description="new values", icon="refresh")
-        self.upstream = widgets.ToggleButtons(options=[("dY = ones", "ones"), ("dY random 1-3", "random")],
-                                              value=upstream, description="upstream", style=style)
-        self.policy = widgets.ToggleButtons(options=[(POLICY_LABELS[p], p) for p in POLICIES + ("naive",)],
-                                            value=policy, description="ties policy", style=style)
-        self.show_all = widgets.Checkbox(value=show_all, description="show all three policies")
-        self.summary = widgets.HTML()
-        self.out = widgets.Output()
-        self.render = render  # tests switch the drawing off while sweeping the controls
-        for c in (self.size, self.window, self.stride, self.vmax, self.seed, self.upstream, self.policy,
-                  self.show_all):
-            c.observe(self._on_change, names="value")
-        self.new_values.on_click(self._on_new_values)
-        controls = widgets.VBox([
-            widgets.HBox([widgets.VBox([self.size, self.window, self.stride]),
-                          widgets.VBox([self.vmax, widgets.HBox([self.seed, self.new_values]), self.show_all])]),
-            self.upstream, self.policy])
-        self.widget = widgets.VBox([controls, self.out, self.summary])
-        self.update()
-
-    # -- events -------------------------------------------------------------
-    def _on_change(self, change) -> None:
-        self.update()
-
-    def _on_new_values(self, button=None) -> None:
-        self.seed.value = (self.seed.value + 1) % (self.seed.max + 1)
-
-    # -- state --------------------------------------------------------------
-    def _compute(self) -> None:
-        n, k, s = self.size.value, self.window.value, self.stride.value
-        self.k, self.s = k, s
-        self.x = explorer_values(n, self.vmax.value, self.seed.value)
-        self.y, _ = core.maxpool2d_forward(self.x, k, s)
-        self.dout = explorer_upstream(self.y.shape, self.upstream.value, self.seed.value)
-        self.grads = policy_gradients(self.x, self.dout, k, s)
-        self.mass = {p: float(self.grads[p].sum()) for p in POLICIES}
-        self.mass["dY"] = float(self.dout.sum())
-        self.counts = window_max_counts(self.x, k, s)
-        self.unique, self.tied = winner_cells(self.x, k, s)
-        _, cache = core.maxpool2d_forward(self.x, k, s)
-        self.wins = core.maxpool2d_mask(cache)  # windows won per cell under "first"
-        self.overlap = s < k
-        self.naive_ok = naive_defined(n, k, s)
-        self.message = ""
-        self.naive = None
-        if self.naive_ok:
-            self.naive = naive_expansion(self.x, self.dout, k)
-            self.mass["naive"] = float(self.naive[2].sum())
-        else:
-            Ho, Wo = self.y.shape
-            if s != k:
-                why = f"the windows {'overlap' if s < k else 'skip cells'} (stride {s} ≠ window {k})"
-            else:
-                why = f"the size {n} is not divisible by the window {k}"
-            self.message = (f"The naive expansion is undefined here: {why}, so expand(dY) has shape "
-                            f"{Ho * k}×{Wo * k} but the input is {n}×{n}.")
-        p = self.policy.value
-        if p == "naive":
-            self.dx = self.naive[2] if self.naive_ok else None
-        else:
-            self.dx = self.grads[p]
-
-    def _summary_html(self) -> str:
-        n, k, s = self.size.value, self.k, self.s
-        Ho, Wo = self.y.shape
-        ntied = int((self.counts > 1).sum())
-        kind = "overlap" if s < k else ("tile the input" if (s == k and n % k == 0) else
-                                         ("skip cells" if s > k else "leave the last row/column out"))
-        lines = [f"<b>input</b> {n}×{n}, window {k}×{k}, stride {s} → output {Ho}×{Wo} "
-                 f"(the windows {kind}).",
-                 f"<b>ties</b>: {ntied} of {Ho * Wo} windows have a tied maximum"
-                 + (f" (largest tie: {int(self.counts.max())}-way)" if ntied else "") + "; "
-                 f"<b>overlap</b>: {int((self.wins > 1).sum())} cells win more than one window."]
-        rows = "".join(
-            f"<tr><td>{html.escape(POLICY_LABELS[p])}</td><td>{_fmt(self.mass[p])}</td>"
-            f"<td>{html.escape(_compare(self.mass[p], self.mass['dY']))}</td></tr>"
-            for p in POLICIES + (("naive",) if self.naive_ok else ()))
-        table = ("<table><tr><th>policy</th><th>sum(dX)</th><th>vs sum(dY) = "
-                 f"{_fmt(self.mass['dY'])}</th></tr>{rows}</table>")
-        msg = f"<p style='color:#b35900'>{html.escape(self.message)}</p>" if self.message else ""
-        if self.policy.value == "naive" and not self.naive_ok:
-            msg += "<p>Pick first, all or split: only the core's policies are defined for this geometry.</p>"
-        return "<p>" + "<br>".join(lines) + "</p>" + table + msg
-
-    def update(self) -> None:
-        self._compute()
-        self.summary.value = self._summary_html()
-        if not self.render:
-            return
-        show_figure(self.out, self.figure())
-
-    def show(self):
-        """Switch the drawing on, draw the current state and return the widget to display."""
-        self.render = True
-        self.update()
-        return self.widget
-
-    # -- drawing ------------------------------------------------------------
-    def panels(self):
-        """The list of ``(kind, matrix_or_text, title)`` the figure draws, left to right."""
-        items = [("x", self.x, f"input x {self.x.shape[0]}×{self.x.shape[1]}\n(red: max, orange: tied max)"),
-                 ("dY", self.dout, f"dY {self.dout.shape[0]}×{self.dout.shape[1]}\nsum = {_fmt(self.mass['dY'])}")]
-        if self.policy.value == "naive":
-            if self.naive_ok:
-                expanded, mask, dx = self.naive
-                items += [("expand", expanded, f"expand(dY) {expanded.shape[0]}×{expanded.shape[1]}"),
-                          ("mask", mask, "mask x == max"),
-                          ("dX", dx, f"dX naive\nsum = {_fmt(self.mass['naive'])}")]
-            else:
-                items.append(("text", self.message, "naive expansion"))
-            return items
-        shown = POLICIES if self.show_all.value else (self.policy.value,)
-        for p in shown:
-            items.append(("dX", self.grads[p], f"dX {p}\nsum = {_fmt(self.mass[p])}"))
-        return items
-
-    def figure(self, cell_size: float = 0.5):
-        """A new matplotlib Figure of the current state."""
-        items = self.panels()
-        n = self.x.shape[0]
-        widths = [n if kind == "text" else np.asarray(m).shape[1] for kind, m, _ in items]
-        fig, axes = _row_figure(widths, n, cell_size)
-        Ho, Wo = self.y.shape
-        lim = max([float(np.max(np.abs(m))) for kind, m, _ in items if kind == "dX"] + [1.0])
-        for ax, (kind, m, title) in zip(axes, items):
-            if kind == "text":
-                _text_panel(ax, m)
-                ax.set_title(title, fontsize=9)
-                continue
-            if kind == "dX":  # one colour scale for every dX panel, so they compare at a glance
-                _draw_grad(ax, m, title, lim)
-            else:
-                draw_matrix(ax, m, title=title, cmap="Greys" if kind == "mask" else "Blues", vmin=0,
-                            vmax=max(float(np.max(m)), 1.0) * (1.0 if kind == "mask" else 1.8))
-            ax.title.set_fontsize(9)
-            if kind == "x":
-                _draw_windows(ax, Ho, Wo, self.k, self.s)
-                outline_cells(ax, self.unique, color=HIGHLIGHT)
-                outline_cells(ax, self.tied, color=ACCENT)
-            elif kind == "dY":
-                outline_cells(ax, self.counts > 1, color=ACCENT)
-        geo = "overlapping windows" if self.overlap else ("windows skip cells" if self.s > self.k else "windows tile")
-        fig.suptitle(f"max pool {self.k}×{self.k}, stride {self.s} ({geo})", fontsize=10)
-        fig.tight_layout(rect=(0, 0, 1, 0.93))
-        return fig
+def _fmt(v: float) -> str:
+    return format_value(v)
 
 
 # ---------------------------------------------------------------------------
@@ -410,34 +395,36 @@ def overlap_figure(x, dout, k: int, s: int, cell_size: float = 0.55):
 
 
 def ties_figure(x, dout, k: int = 2, s: Optional[int] = None, numerical: Optional[np.ndarray] = None,
-                cell_size: float = 0.55):
-    """Ties: x with its tied maxima, dY, and dX under "first", "all", "split" (and, if given,
-    the central-difference gradient), each titled with its mass sum(dX)."""
+                cell_size: float = 0.45):
+    """The explorable's picture of one state as a static figure (same functions, same marks): x
+    (its windows; red: a window's first maximum, orange: a tied maximum), dY (tied windows in
+    orange) and dX under "first", "all", "split" (and, if given, the central-difference gradient),
+    each titled with its mass sum(dX)."""
     s = k if s is None else s
     x = np.asarray(x, dtype=float)
     dout = np.asarray(dout, dtype=float)
     grads = policy_gradients(x, dout, k, s)
-    unique, tied = winner_cells(x, k, s)
-    counts = window_max_counts(x, k, s)
-    mats = [("x", x, f"x {x.shape[0]}×{x.shape[1]}"), ("dY", dout, f"dY, sum = {_fmt(dout.sum())}")]
-    mats += [("dX", grads[p], f"dX {p}\nsum = {_fmt(grads[p].sum())}") for p in POLICIES]
+    counts, first, tied = tie_marks(x, k, s)
+    mats = [("x", x, f"x ({x.shape[0]}×{x.shape[1]})"), ("dY", dout, f"dY, Σ = {_fmt(dout.sum())}")]
+    mats += [("dX", grads[p], f"dX {p}, Σ = {_fmt(grads[p].sum())}") for p in POLICIES]
     if numerical is not None:
-        mats.append(("dX", numerical, f"finite differences\nsum = {_fmt(np.round(numerical.sum(), 6))}"))
-    fig, axes = _row_figure([m.shape[1] for _, m, _ in mats], x.shape[0], cell_size, 1.3)
-    out = core.maxpool2d_forward(x, k, s)[0]
+        numerical = np.round(np.asarray(numerical, dtype=float), 6)
+        mats.append(("dX", numerical, f"central differences, Σ = {_fmt(numerical.sum())}"))
+    n_rows = 1 if sum(m.shape[1] for _, m, _ in mats) <= 18 else 2
+    fig, axes = _row_figure([m.shape[1] for _, m, _ in mats], x.shape[0], cell_size, 1.0, n_rows=n_rows)
     lim = max(float(np.max(np.abs(m))) for kind, m, _ in mats if kind == "dX") or 1.0
+    Ho, Wo = dout.shape
     for ax, (kind, m, t) in zip(axes, mats):
         if kind == "dX":
-            _draw_grad(ax, np.round(m, 6), t, lim)
+            _draw_grad(ax, m, t, lim)
             outline_cells(ax, tied, color=ACCENT)
         else:
             draw_matrix(ax, m, title=t, cmap="Blues", vmin=0, vmax=max(float(np.max(m)), 1.0) * 1.8)
         ax.title.set_fontsize(9)
         if kind == "x":
-            _draw_windows(ax, *out.shape, k, s)
-            outline_cells(ax, unique, color=HIGHLIGHT)
+            _draw_windows(ax, Ho, Wo, k, s)
+            outline_cells(ax, first & ~tied, color=HIGHLIGHT)
             outline_cells(ax, tied, color=ACCENT)
         if kind == "dY":
             outline_cells(ax, counts > 1, color=ACCENT)
-    fig.tight_layout()
     return fig
