@@ -179,6 +179,15 @@ def static_redraw_summary(report: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # --- JupyterLab on a copy of the chapters --------------------------------------------------------
+LAB_SETTINGS = {
+    # every cell in the page (JupyterLab 4 otherwise only renders the cells in view), so the
+    # check sees every markdown cell and output without scrolling through the notebook
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # no "get notified about Jupyter news?" toast over the notebook (and no request for news)
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
 @contextlib.contextmanager
 def jupyter_lab(workdir: Path, log: Path) -> Iterator[str]:
     """Start JupyterLab on a copy of book/ (autosave never touches the repository); yields the
@@ -187,13 +196,17 @@ def jupyter_lab(workdir: Path, log: Path) -> Iterator[str]:
     shutil.copytree(ROOT / "book", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
     port, token = free_port(), secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--ServerApp.token={token}", f"--notebook-dir={notebooks}", "--ServerApp.password=",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           f"--ServerApp.token={token}", f"--notebook-dir={notebooks}",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernels need the inline backend
-    env["JUPYTER_CONFIG_DIR"] = str(workdir / "jupyter-config")  # no user settings, no workspace
+    env["JUPYTER_CONFIG_DIR"] = str(workdir / "jupyter-config")  # no user settings but these:
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / "workspaces")
+    for plugin, settings in LAB_SETTINGS.items():
+        path = workdir / "jupyter-config" / "lab" / "user-settings" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
     with open(log, "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(notebooks))
     base = f"http://127.0.0.1:{port}"

@@ -1,0 +1,148 @@
+"""The chapters as a Binder reader gets them: JupyterLab (with jupyterlab-myst) in Chromium, a
+live kernel. For every chapter with an explorable (tests/browser/check_lab.js): the markdown
+shows no raw MyST markup, no output shows a widget's repr before or after Run All, Run All ends
+without an error output, and every control of every explorable, moved with the keyboard and with
+the mouse, redraws the figure while JupyterLab keeps its active cell (arrow keys are the
+control's, not the notebook's); an action button is recomputed in the kernel and redrawn; a
+saved and reloaded notebook draws its explorables again.
+
+JupyterLab runs on a temporary copy of book/ (autosave never touches the repository).
+LAB_CHAPTERS=02,09 limits the chapters; LAB_REPORT=path keeps the report (with the Run All
+times and the redraw timings) for benchmarks/bench_redraw.py."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from browser_support import BROWSER_DIR, CHROMIUM, ROOT, browser_missing, jupyter_lab, median_ms
+
+
+def explorable_count(nb):
+    """How many explorables the notebook's outputs show (anywidget views with a `kind`)."""
+    state = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    models = state.get("state", {})
+    count = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            model = models.get(view["model_id"], {}) if view else {}
+            if model.get("model_module") == "anywidget" and "kind" in model.get("state", {}):
+                count += 1
+    return count
+
+
+def lab_chapters():
+    chosen = [c.strip() for c in os.environ.get("LAB_CHAPTERS", "").split(",") if c.strip()]
+    out = {}
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        if chosen and not any(path.stem.startswith(c) for c in chosen):
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        n = explorable_count(nb)
+        if n:
+            out[path.name] = (len(nb["cells"]), n)
+    return out
+
+
+CHAPTERS = lab_chapters()
+
+
+@pytest.fixture(scope="module")
+def lab_report(tmp_path_factory):
+    reason = browser_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("lab")
+    out = work / "lab_report.json"
+    args = [f"{name}={cells},{n}" for name, (cells, n) in CHAPTERS.items()]
+    with jupyter_lab(work, work / "jupyter-lab.log") as url:
+        res = subprocess.run(["node", str(BROWSER_DIR / "check_lab.js"), "--lab", url, "--out", str(out),
+                              "--shots", str(work), "--reopen", next(iter(CHAPTERS)), *args],
+                             capture_output=True, text=True, timeout=1800, env={**os.environ, "CHROMIUM": CHROMIUM})
+    report = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
+    report.update(returncode=res.returncode, stderr=res.stderr[-6000:])
+    if os.environ.get("LAB_REPORT"):
+        with open(os.environ["LAB_REPORT"], "w") as f:
+            json.dump({"live": live_summary(report), "report": report}, f, indent=1)
+    return report
+
+
+def live_summary(report):
+    """Run All seconds per chapter; median input -> next frame of the controls; action -> redraw."""
+    frames = [t for nb in report["notebooks"].values() for e in nb.get("explorables", []) for t in e["frame"]]
+    actions = [a["ms"] for nb in report["notebooks"].values() for e in nb.get("explorables", [])
+               for a in e["actions"] if a["redrawn"]]
+    return {"run_all_seconds": {k: v.get("runAllSeconds") for k, v in report["notebooks"].items()},
+            "moves": len(frames), "median_frame_ms": median_ms(frames),
+            "max_frame_ms": round(max(frames), 1) if frames else None,
+            "actions": len(actions), "median_action_ms": median_ms(actions)}
+
+
+def chapter(report, name):
+    assert name in report["notebooks"], report["stderr"]
+    info = report["notebooks"][name]
+    assert "runAllSeconds" in info, info["problems"]
+    return info
+
+
+def test_there_are_chapters_to_read():
+    assert CHAPTERS, "no chapter shows an explorable (or LAB_CHAPTERS matches none)"
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_markdown_renders_without_raw_myst(lab_report, name):
+    info = chapter(lab_report, name)
+    assert info["beforeRun"]["markdownCells"] > 0
+    assert not info["beforeRun"]["rawMyst"], f"MyST markup shown as text: {info['beforeRun']['rawMyst'][:5]}"
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_no_widget_repr_is_shown(lab_report, name):
+    info = chapter(lab_report, name)
+    for stage in ("beforeRun", "afterRun", "afterUse", "reopened"):
+        if stage in info:
+            assert not info[stage]["reprs"], f"{stage}: {info[stage]['reprs'][:3]}"
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_run_all_ends_without_errors(lab_report, name):
+    info = chapter(lab_report, name)
+    assert info["afterRun"]["running"] == 0 and info["afterRun"]["kernel"] == "idle"
+    for stage in ("afterRun", "afterUse"):
+        assert not info[stage]["errors"], f"{stage}: {info[stage]['errors'][:3]}"
+    assert not info["pageErrors"], info["pageErrors"][:5]
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_every_control_redraws_from_keyboard_and_mouse(lab_report, name):
+    info = chapter(lab_report, name)
+    cells, n = CHAPTERS[name]
+    assert len(info["explorables"]) == n, info["problems"]
+    for e in info["explorables"]:
+        assert e["kernel"] == "yes", f"{e['kind']} does not see the kernel"
+        hows = {m["how"] for m in e["moves"]}
+        assert hows == {"keyboard", "mouse"}, f"{e['kind']}: moved by {hows}"
+        for m in e["moves"]:
+            assert m["changed"], f"{e['kind']}: {m}"
+            if m["how"] == "keyboard":
+                assert m["activeCellKept"], f"{e['kind']}: the arrow key moved JupyterLab's active cell: {m}"
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_actions_are_recomputed_in_the_kernel(lab_report, name):
+    info = chapter(lab_report, name)
+    acted = [a for e in info["explorables"] for a in e["actions"]]
+    if not acted:
+        pytest.skip("no explorable here has a kernel action without a text field")
+    for a in acted:
+        assert a["redrawn"], a
+
+
+def test_saved_and_reloaded_notebook_draws_its_explorables(lab_report):
+    name = next(iter(CHAPTERS))
+    info = chapter(lab_report, name)
+    assert info["reopened"]["explorables"] == CHAPTERS[name][1]
+    assert not info["reopened"]["reprs"], info["reopened"]["reprs"][:3]
