@@ -177,14 +177,19 @@ def _offsets(geo: WindowGeometry):
             yield a, b, slice(a, a + sh * (Ho - 1) + 1, sh), slice(b, b + sw * (Wo - 1) + 1, sw)
 
 
-def _scatter(geo: WindowGeometry, lead: Tuple[int, ...], part: Callable, dtype) -> np.ndarray:
-    """The backward of the offset loop: add ``part(a, b)`` (shape ``lead + (Ho, Wo)``) back onto
-    the cells at offset ``(a, b)`` of every window.  ``+=``: overlapping windows accumulate (and the
-    zeros start as +0.0, so no routed gradient is ever -0.0)."""
-    (kh, kw), (ph, pw), (H, W) = geo.kernel_size, geo.padding, geo.in_size
-    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
+def _add_windows(dxp: np.ndarray, geo: WindowGeometry, part: Callable) -> None:
+    """The backward of the offset loop: ``+=`` ``part(a, b)`` (shape ``(..., Ho, Wo)``) onto the cells
+    at offset ``(a, b)`` of every window of the padded ``dxp``; overlapping windows accumulate."""
     for a, b, rows, cols in _offsets(geo):
         dxp[..., rows, cols] += part(a, b)
+
+
+def _scatter(geo: WindowGeometry, lead: Tuple[int, ...], part: Callable, dtype) -> np.ndarray:
+    """``dx`` of shape ``lead + (H, W)`` from the parts each window offset sends back.  The zeros
+    start as +0.0, so no routed gradient is ever -0.0."""
+    (ph, pw), (H, W) = geo.padding, geo.in_size
+    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
+    _add_windows(dxp, geo, part)
     return _crop(dxp, geo)
 
 
@@ -545,11 +550,15 @@ def conv2d_backward_naive(dout, cache):
     return _crop(dxp, geo), dw, dout.sum(axis=(0, 2, 3))
 
 
-def _im2col(xp: np.ndarray, geo: WindowGeometry, out: np.ndarray) -> np.ndarray:
-    """Fill ``out (n, C, kh, kw, Ho, Wo)`` from the padded ``xp (n, C, Hp, Wp)``: the offset loop."""
-    for a, b, rows, cols in _offsets(geo):
-        out[:, :, a, b] = xp[:, :, rows, cols]
-    return out
+def _im2col(xp: np.ndarray, geo: WindowGeometry) -> np.ndarray:
+    """The offset loop for convolution: padded ``xp (n, C, Hp, Wp)`` -> columns ``(C*kh*kw, n*Ho*Wo)``,
+    row ``c*kh*kw + a*kw + b`` holding channel ``c`` at window offset ``(a, b)`` of every window."""
+    (n, C), (kh, kw), (Ho, Wo) = xp.shape[:2], geo.kernel_size, geo.out_size
+    cols = np.empty((C, kh, kw, n, Ho, Wo), dtype=xp.dtype)
+    xt = xp.transpose(1, 0, 2, 3)
+    for a, b, rows, cs in _offsets(geo):
+        cols[:, a, b] = xt[..., rows, cs]
+    return cols.reshape(C * kh * kw, n * Ho * Wo)
 
 
 def im2col(x, kernel_size, stride=1, padding=0):
@@ -562,9 +571,8 @@ def im2col(x, kernel_size, stride=1, padding=0):
     x = _as_float(x, "x")
     _check_ndim(x, "x", 4, "(N, C, H, W)")
     geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, pool=False)
-    (N, C), (kh, kw), (Ho, Wo) = x.shape[:2], geo.kernel_size, geo.out_size
-    cols = _im2col(_pad(x, geo, 0), geo, np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype))
-    return cols.reshape(N, C * kh * kw, Ho * Wo)
+    cols = _im2col(_pad(x, geo, 0), geo)
+    return np.ascontiguousarray(cols.reshape(len(cols), x.shape[0], -1).transpose(1, 0, 2))
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -584,11 +592,10 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     return _scatter(geo, (N, C), lambda a, b: c6[:, :, a, b], cols.dtype)
 
 
-def _chunks(geo: WindowGeometry, x: np.ndarray, budget: int = 1 << 20):
-    """Sample ranges whose im2col columns fit in about ``budget`` bytes (so they stay in cache)."""
+def _chunks(geo: WindowGeometry, x: np.ndarray, budget: int = 4 << 20):
+    """Sample ranges whose im2col columns take about ``budget`` bytes, so they stay in cache."""
     (kh, kw), (Ho, Wo) = geo.kernel_size, geo.out_size
-    per_sample = x.shape[1] * kh * kw * Ho * Wo * x.itemsize
-    step = max(1, budget // per_sample)
+    step = max(1, budget // (x.shape[1] * kh * kw * Ho * Wo * x.itemsize))
     return [slice(n, n + step) for n in range(0, x.shape[0], step)]
 
 
@@ -609,12 +616,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     at a time so that their columns stay in the processor's cache.
     """
     x, w, b, geo = _conv_input(x, w, b, stride, padding)
-    (N, C), F, (kh, kw), (Ho, Wo) = x.shape[:2], w.shape[0], geo.kernel_size, geo.out_size
+    N, F, (Ho, Wo) = x.shape[0], w.shape[0], geo.out_size
     xp, w2 = _pad(x, geo, 0), w.reshape(F, -1)
     out = np.empty((N, F, Ho * Wo), dtype=x.dtype)
-    for s in _chunks(geo, x):
-        cols = _im2col(xp[s], geo, np.empty((len(xp[s]), C, kh, kw, Ho, Wo), dtype=x.dtype))
-        np.matmul(w2, cols.reshape(len(cols), C * kh * kw, Ho * Wo), out=out[s])
+    for s in _chunks(geo, x):  # (F, C*kh*kw) @ (C*kh*kw, n*Ho*Wo) -> (F, n, Ho*Wo)
+        out[s] = (w2 @ _im2col(xp[s], geo)).reshape(F, -1, Ho * Wo).transpose(1, 0, 2)
     if b is not None:
         out += b.astype(x.dtype, copy=False)[:, None]
     return out.reshape(N, F, Ho, Wo), ConvCache(geo, x, w, b is not None)
@@ -635,16 +641,14 @@ def conv2d_backward(dout, cache):
     dout = _check_dout(dout, cache.out_shape, cache.x.dtype)
     geo, x, w = cache.geometry, cache.x, cache.w.astype(dout.dtype, copy=False)
     (N, C), F, (kh, kw), (Ho, Wo) = x.shape[:2], w.shape[0], geo.kernel_size, geo.out_size
-    xp, g = _pad(x, geo, 0).astype(dout.dtype, copy=False), dout.reshape(N, F, Ho * Wo)
-    wT = np.ascontiguousarray(w.reshape(F, -1).T)
+    xp = _pad(x, geo, 0).astype(dout.dtype, copy=False)
+    dxp, wT = np.zeros(xp.shape, dtype=dout.dtype), np.ascontiguousarray(w.reshape(F, -1).T)
     dw = np.zeros((F, C * kh * kw), dtype=dout.dtype)
-    dxp = np.zeros(xp.shape, dtype=dout.dtype)
-    for s in _chunks(geo, x):
-        cols = _im2col(xp[s], geo, np.empty((len(xp[s]), C, kh, kw, Ho, Wo), dtype=dout.dtype))
-        dw += np.einsum("nfm,nkm->fk", g[s], cols.reshape(len(cols), -1, Ho * Wo), optimize=True)
-        dcols = np.matmul(wT, g[s]).reshape(cols.shape)
-        for a, b, rows, cols_ in _offsets(geo):  # col2im, in place
-            dxp[s, :, rows, cols_] += dcols[:, :, a, b]
+    for s in _chunks(geo, x):  # recompute the columns chunk by chunk rather than keep them all
+        g = np.ascontiguousarray(dout[s].transpose(1, 0, 2, 3)).reshape(F, -1)  # (F, n*Ho*Wo)
+        dw += g @ _im2col(xp[s], geo).T
+        dcols = (wT @ g).reshape(C, kh, kw, -1, Ho, Wo)
+        _add_windows(dxp[s].transpose(1, 0, 2, 3), geo, lambda a, b: dcols[:, a, b])  # col2im
     return _crop(dxp, geo), dw.reshape(w.shape), dout.sum(axis=(0, 2, 3))
 
 
