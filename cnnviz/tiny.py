@@ -171,7 +171,7 @@ def network_figure(relu: bool = False, backward: bool = False):
     on the arrows.  ``relu=True`` adds the ReLU of example (b); ``backward=True`` writes, under
     each array, the name of the gradient that flows back into it (red arrows, right to left).
     Returns the figure."""
-    cell = 0.28
+    cell = 0.22
     stages = [("XX", 6, 6, "#dbe9f6", "image 6×6"),
               ("L1", 4, 4, "#dbe9f6", "4×4")]
     ops = ["∗ W (3×3)\nconv"]
@@ -184,9 +184,10 @@ def network_figure(relu: bool = False, backward: bool = False):
     ops += ["max pool\n2×2, stride 2", "flatten\n(row-major)", "· WW (4×1)\ndense"]
     grads = {"XX": "dL/dXX", "L1": "dL/dL1", "ReLU(L1)": "dL/dReLU(L1)", "L1Max": "dL/dL1Max",
              "flat": "dL/dflat", "L2": "dL/dL2\n= L2 − target"}
-    gap = 1.45
+    gap = 1.3
     fig_w = sum(w for _, _, w, _, _ in stages) * cell + gap * len(stages) + 2.6
-    fig, ax = plt.subplots(figsize=(0.8 * fig_w, 2.9 if backward else 2.2))
+    scale = min(0.8, 9.4 / fig_w)        # at most 9.4 in (940 px) wide: it fits the page's output area
+    fig, ax = plt.subplots(figsize=(scale * fig_w, (2.9 if backward else 2.2) * scale / 0.8))
     x, top = 0.2, 1.0
     boxes = []
     for name, h, w, face, sub in stages:
@@ -196,7 +197,7 @@ def network_figure(relu: bool = False, backward: bool = False):
     for a, b, op in zip(boxes[:-1], boxes[1:], ops):
         ax.add_patch(FancyArrowPatch((a["right"] + 0.08, y_arrow), (b["left"] - 0.08, y_arrow),
                                      arrowstyle="-|>", mutation_scale=14, color="0.2", linewidth=1.4))
-        ax.text((a["right"] + b["left"]) / 2, y_arrow + 0.12, op, ha="center", va="bottom", fontsize=8)
+        ax.text((a["right"] + b["left"]) / 2, y_arrow + 0.12, op, ha="center", va="bottom", fontsize=7.5)
     last = boxes[-1]
     loss_x = last["right"] + gap
     ax.add_patch(FancyArrowPatch((last["right"] + 0.08, y_arrow), (loss_x - 0.08, y_arrow),
@@ -238,7 +239,7 @@ def conv_window_figure(XX, W, L1, i: int, j: int):
     Returns the figure."""
     XX, W, L1 = (np.asarray(a, dtype=float) for a in (XX, W, L1))
     kh, kw = W.shape
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), gridspec_kw={"width_ratios": [XX.shape[1], kw + 1, L1.shape[1]]})
+    fig, axes = plt.subplots(1, 3, figsize=(9.2, 3.4), gridspec_kw={"width_ratios": [XX.shape[1], kw + 1, L1.shape[1]]})
     draw_matrix(axes[0], XX, title="XX (6×6)", diverging=True)
     outline_window(axes[0], i, j, kh, kw, color=WINDOW)
     draw_matrix(axes[1], W, title="W (3×3)", diverging=True)
@@ -315,7 +316,7 @@ def route_figure(dpooled, cache: core.MaxPoolCache, dA, relu_mask=None, dL1=None
         titles += ["ReLU′(L1) = [L1 > 0]", "dL/dL1"]
     ncols = 3 if len(mats) == 6 else len(mats)
     nrows = len(mats) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.75 * ncols, 2.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.45 * nrows), squeeze=False)
     for n, (ax, m, t) in enumerate(zip(axes.ravel(), mats, titles)):
         m = m + 0.0  # -0.0 (a negative gradient times a 0 of the mask) is shown as 0
         is_mask = t.startswith("mask") or t.startswith("ReLU")

@@ -355,3 +355,14 @@ def test_static_figure_of_a_state_fits_the_page():
     assert fig.get_size_inches()[0] * fig.dpi <= 960
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["image XX", "L1, maxima marked", "G_L1 = dL/dL1",
                                                               "G_XX = dL/dXX"]
+
+
+@pytest.mark.parametrize("relu,backward", [(False, False), (True, True)])
+def test_figures_fit_the_page(relu, backward):
+    p = tiny.forward(relu=relu)
+    g = tiny.backward(p)
+    figs = [tiny.network_figure(relu=relu, backward=backward),
+            tiny.conv_window_figure(tiny.XX, tiny.W, p.L1, 1, 2),
+            tiny.route_figure(g["dL1Max"], p.pool_cache, g["dA"], *( [p.relu_cache.mask[0, 0], g["dL1"]] if relu else []))]
+    for fig in figs:
+        assert fig.get_size_inches()[0] * fig.dpi <= 960
