@@ -62,9 +62,9 @@ TIES_POLICIES = ("first", "all", "split")
 
 def _pair(value: Any, name: str) -> Tuple[int, int]:
     """``value`` as an ``(h, w)`` pair of Python ints, or TypeError."""
-    pair = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (numbers.Integral, np.integer))
-                                 and not isinstance(v, (bool, np.bool_)) for v in pair):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                 for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
     return int(pair[0]), int(pair[1])
 
@@ -193,12 +193,6 @@ def _scatter(geo: WindowGeometry, lead: Tuple[int, ...], part: Callable, dtype) 
     return _crop(dxp, geo)
 
 
-def _masked(dout: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``dout`` where ``keep``, 0 elsewhere.  ``dout * keep`` is fast but makes ``inf * 0 = NaN``,
-    so non-finite gradients take ``np.where``."""
-    return dout * keep if np.isfinite(dout).all() else np.where(keep, dout, dout.dtype.type(0))
-
-
 class _Cache:
     """Readable, deterministic repr: the fields a chapter teaches; small arrays in full."""
     _shown: Tuple[str, ...] = ()
@@ -246,20 +240,15 @@ class MaxPoolCache(_PoolCache):
     x_shape = property(lambda self: self.x.shape)
 
     @property
-    def rows(self) -> np.ndarray:
-        Ho, Wo = self.geometry.out_size
-        a = (self.offset // self.kernel_size[1]).astype(np.int64)
-        return self.geometry.input_cell(np.arange(Ho)[:, None], 0, a, 0)[0]
-
-    @property
-    def cols(self) -> np.ndarray:
-        Ho, Wo = self.geometry.out_size
-        b = (self.offset % self.kernel_size[1]).astype(np.int64)
-        return self.geometry.input_cell(0, np.arange(Wo), 0, b)[1]
-
-    @property
     def argmax(self) -> np.ndarray:
-        return self.rows * self.geometry.in_size[1] + self.cols
+        geo = self.geometry
+        (kh, kw), (Ho, Wo), W = geo.kernel_size, geo.out_size, geo.in_size[1]
+        r0, c0 = geo.input_cell(np.arange(Ho)[:, None], np.arange(Wo), 0, 0)  # each window's corner
+        step = (np.arange(kh)[:, None] * W + np.arange(kw)).ravel()  # offset a*kw + b is a*W + b cells on
+        return r0 * W + c0 + step[self.offset]
+
+    rows = property(lambda self: self.argmax // self.geometry.in_size[1])
+    cols = property(lambda self: self.argmax % self.geometry.in_size[1])
 
 
 def _pool_input(x, kernel_size, stride, padding, fn: str):
@@ -399,12 +388,18 @@ def maxpool2d_backward(dout, cache):
     """
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
     dout = _check_dout(dout, cache.out.shape, cache.x.dtype)
-    geo, lead = cache.geometry, cache.x.shape[:-2]
-    kw = geo.kernel_size[1]
-    if cache.ties == "first":
-        return _scatter(geo, lead, lambda a, b: _masked(dout, cache.offset == a * kw + b), dout.dtype)
+    if cache.ties == "first":  # window (i, j) adds dout[..., i, j] onto its winner; overlaps add up
+        (H, W), lead = cache.geometry.in_size, cache.x.shape[:-2]
+        maps = np.arange(int(np.prod(lead))).reshape(lead + (1, 1)) * (H * W)  # where each map starts
+        dx = np.bincount((cache.argmax + maps).ravel(), weights=dout.ravel(), minlength=cache.x.size)
+        return dx.reshape(cache.x.shape).astype(dout.dtype, copy=False)
     shares = _shares(cache)
-    return _scatter(geo, lead, lambda a, b: _masked(dout * shares[..., a, b], shares[..., a, b] != 0), dout.dtype)
+    finite = np.isfinite(dout).all()
+
+    def part(a, b):  # what offset (a, b) of every window receives
+        routed = dout * shares[..., a, b]
+        return routed if finite else np.where(shares[..., a, b] != 0, routed, dout.dtype.type(0))  # no inf*0
+    return _scatter(cache.geometry, cache.x.shape[:-2], part, dout.dtype)
 
 
 def maxpool2d_winners(x, kernel_size, stride=None, padding=0, ties="first"):
@@ -725,7 +720,11 @@ def relu_forward(x):
 def relu_backward(dout, cache):
     """``dx = dout * (x > 0)`` (Chapter 4): the derivative at exactly 0 is 0, as in PyTorch."""
     _check_cache(cache, ReluCache, "relu_forward")
-    dx = _masked(_check_dout(dout, cache.mask.shape, cache.dtype), cache.mask)
+    dout = _check_dout(dout, cache.mask.shape, cache.dtype)
+    if np.isfinite(dout).all():  # fast; the same values as np.where when nothing is inf or NaN
+        dx = dout * cache.mask
+    else:
+        dx = np.where(cache.mask, dout, dout.dtype.type(0))  # never inf * 0 = NaN
     dx += dx.dtype.type(0)  # -0.0 (a negative gradient times False) becomes 0.0, as in PyTorch
     return dx
 
