@@ -20,6 +20,7 @@ const path = require("path");
 const fs = require("fs");
 const { chromium } = require("playwright-core");
 const { CHROMIUM_ARGS } = require("./local_cdn");
+const { installTiming, takeTimings } = require("./redraw_timing");
 
 const RAW_MYST = /\{(cite|cite:[a-z]+|doc|ref|numref|eq|term|download|exercise|solution|admonition|note|warning|figure)\}|^\s*(```|:::)\s*\{/m;
 const WIDGET_REPR = /\b(VBox|HBox|Box|IntSlider|FloatSlider|Dropdown|Output|Button|AnyWidget)\(children=|\b(IntSlider|FloatSlider|Dropdown|ToggleButtons)\(value=|Error displaying widget|model not found|object at 0x[0-9a-f]+/;
@@ -42,30 +43,6 @@ function parseArgs(argv) {
   return opts;
 }
 
-// Same instrumentation as check_pages.js: input/change event on an explorable -> next frame.
-function installTiming() {
-  if (window.__cnnxTiming) return;
-  const t = (window.__cnnxTiming = { frame: [], sync: [], pending: false, t0: 0, synced: false });
-  const start = (e) => {
-    if (!e.target.closest || !e.target.closest("div.cnnx") || t.pending) return;
-    t.pending = true;
-    t.synced = false;
-    t.t0 = performance.now();
-    requestAnimationFrame(() => {
-      t.frame.push(performance.now() - t.t0);
-      t.pending = false;
-    });
-  };
-  const end = (e) => {
-    if (!t.pending || t.synced || !e.target.closest || !e.target.closest("div.cnnx")) return;
-    t.synced = true;
-    t.sync.push(performance.now() - t.t0);
-  };
-  for (const type of ["input", "change"]) {
-    document.addEventListener(type, start, true);
-    window.addEventListener(type, end, false);
-  }
-}
 
 // What the reader sees in the notebook now: rendered markdown with raw MyST, outputs with a
 // widget repr, error outputs, prompts.
@@ -187,13 +164,7 @@ async function useExplorable(page, i) {
     if (!redrawn) out.problems.push(`action ${a.name}: nothing was redrawn within 30 s (status: ${after.status})`);
     break;  // one action per explorable is enough to see the kernel answer
   }
-  const timing = await page.evaluate(() => {
-    const t = window.__cnnxTiming;
-    const res = { frame: t.frame.slice(), sync: t.sync.slice() };
-    t.frame.length = 0;
-    t.sync.length = 0;
-    return res;
-  });
+  const timing = await page.evaluate(takeTimings);
   Object.assign(out, timing);
   return out;
 }

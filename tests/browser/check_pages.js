@@ -21,6 +21,7 @@ const path = require("path");
 const fs = require("fs");
 const { chromium } = require("playwright-core");
 const { routeLocal, CHROMIUM_ARGS } = require("./local_cdn");
+const { installTiming, takeTimings } = require("./redraw_timing");
 
 const MUST_LOAD = new Set(["script", "font", "stylesheet"]);
 
@@ -39,32 +40,6 @@ function parseArgs(argv) {
 }
 
 // --- in the page ---------------------------------------------------------------------------
-// Time every control change of every explorable: from the first input/change event that reaches
-// the explorable's root (capture phase, before the view's own listener) to the end of the
-// event's dispatch (the synchronous redraw) and to the next animation frame.
-function installTiming() {
-  if (window.__cnnxTiming) return;
-  const t = (window.__cnnxTiming = { frame: [], sync: [], pending: false, t0: 0, synced: false });
-  const start = (e) => {
-    if (!e.target.closest || !e.target.closest("div.cnnx") || t.pending) return;
-    t.pending = true;
-    t.synced = false;
-    t.t0 = performance.now();
-    requestAnimationFrame(() => {
-      t.frame.push(performance.now() - t.t0);
-      t.pending = false;
-    });
-  };
-  const end = (e) => {
-    if (!t.pending || t.synced || !e.target.closest || !e.target.closest("div.cnnx")) return;
-    t.synced = true;
-    t.sync.push(performance.now() - t.t0);
-  };
-  for (const type of ["input", "change"]) {
-    document.addEventListener(type, start, true);
-    window.addEventListener(type, end, false);
-  }
-}
 
 // What explorable number `i` shows now: its key and the text of every cell of every panel.
 function drawnState(i) {
@@ -175,13 +150,7 @@ async function sweepExplorable(page, i, spec) {
       result.problems.push(`control ${c.name}: unknown kind ${c.kind}`);
     }
   }
-  const timing = await page.evaluate(() => {
-    const t = window.__cnnxTiming;
-    const out = { frame: t.frame.slice(), sync: t.sync.slice() };
-    t.frame.length = 0;
-    t.sync.length = 0;
-    return out;
-  });
+  const timing = await page.evaluate(takeTimings);
   result.frame = timing.frame;
   result.sync = timing.sync;
   if (result.problems.length > 20) result.problems = result.problems.slice(0, 20).concat([`... ${result.problems.length - 20} more`]);
