@@ -3,6 +3,9 @@
     python benchmarks/bench_core.py            # full sizes (about a minute)
     python benchmarks/bench_core.py --quick    # tiny sizes, a smoke run (used by the tests)
     python benchmarks/bench_core.py --markdown # print the table as markdown (for the README)
+    python benchmarks/bench_core.py --threads 1  # numpy's BLAS and PyTorch on one thread each,
+                                                 # timed as CPU time of that thread: other
+                                                 # processes on a busy machine hardly matter
 
 Each case times one forward + backward pass. The core and PyTorch are timed in alternating
 rounds (so a busy machine slows both alike) and each keeps its best round. Ratios above 1 mean
@@ -31,13 +34,16 @@ except ImportError:  # the benchmark still runs, without the PyTorch column
     torch = None
 
 
+CLOCK = time.perf_counter  # wall time; --threads 1 switches to the calling thread's CPU time
+
+
 def per_call(fn, min_time: float) -> float:
-    """Wall time of one call of ``fn`` (seconds), averaged over a round of at least ``min_time``."""
-    n, t0 = 0, time.perf_counter()
+    """Time of one call of ``fn`` (seconds), averaged over a round of at least ``min_time``."""
+    n, t0 = 0, CLOCK()
     while True:
         fn()
         n += 1
-        elapsed = time.perf_counter() - t0
+        elapsed = CLOCK() - t0
         if elapsed >= min_time or n >= 1000:
             return elapsed / n
 
@@ -177,7 +183,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (a smoke run)")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive loop versions")
+    ap.add_argument("--threads", type=int, help="threads for numpy's BLAS and for PyTorch")
     args = ap.parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+        if args.threads == 1:  # all the work runs on this thread: its CPU time ignores other load
+            global CLOCK
+            CLOCK = time.thread_time
     repeats = 2 if args.quick else 15
     naive_slice = 1 if args.quick else 2
 
@@ -193,6 +208,8 @@ def main(argv=None) -> int:
 
     load = " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     threads = f"torch {torch.__version__}, {torch.get_num_threads()} threads" if torch is not None else "torch absent"
+    if args.threads:
+        threads += f", numpy's BLAS {args.threads} thread(s)" + (", CPU time" if args.threads == 1 else "")
     head = (f"numpy {np.__version__}, {threads}, Python {platform.python_version()}, "
             f"{platform.machine()}, {os.cpu_count()} cores, load average {load}; forward + backward, "
             f"best of {repeats} interleaved rounds")
