@@ -5,6 +5,7 @@
 
 Notebooks run with book/ as the working directory, as in Binder and in the nbval tests.
 """
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,23 @@ def run(path: Path) -> None:
     client.execute()
     for cell in nb.cells:  # keep diffs small and outputs free of run-dependent metadata
         cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    write(nb, path)
     print(f"executed {path.relative_to(ROOT)}")
+
+
+def write(nb, path: Path) -> None:
+    """Write as nbformat does, but the saved widget state on one compact line: the explorables'
+    precomputed states are large, and indenting them would more than double the file."""
+    widgets = nb.metadata.pop("widgets", None)
+    doc = json.loads(nbformat.writes(nb))  # validated, in nbformat's layout
+    if widgets is not None:
+        nb.metadata["widgets"] = widgets
+        doc["metadata"]["widgets"] = "@widget-state@"
+    text = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    if widgets is not None:
+        compact = json.dumps(widgets, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        text = text.replace('"@widget-state@"', compact, 1)
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
