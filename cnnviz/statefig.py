@@ -18,7 +18,9 @@ import textwrap
 from typing import Any, Dict, List, Optional
 
 from matplotlib import pyplot as plt
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
+from matplotlib.textpath import TextPath
 
 __all__ = ["state_figure", "plain_text"]
 
@@ -50,7 +52,9 @@ def _fill(panel: Dict[str, Any], f) -> Optional[tuple]:
 
 def _slot(p: Dict[str, Any], cell: float) -> float:
     """Width in inches a panel needs: its cells, or its title (8.5 pt) if that is longer."""
-    return max(p["cols"] * cell, 0.066 * len(p["title"]))
+    title = TextPath((0, 0), p["title"], size=8.5, prop=FontProperties(family=["sans-serif"]))
+    xs = title.vertices[:, 0]                    # control points: a cheap upper bound of the extent
+    return max(p["cols"] * cell, (float(xs.max() - xs.min()) if len(xs) else 0.0) / 72 + 0.05)
 
 
 def _rows(panels: List[Dict[str, Any]], cell: float, gap: float, max_width: float) -> List[List[int]]:
