@@ -24,7 +24,9 @@ Each layer comes twice: a ``*_naive`` version that loops over every output cell
 share one idea: loop over the ``kh * kw`` offsets ``(a, b)`` inside a window, and
 at each offset handle *every* window at once through a strided slice of the
 (padded) input -- :func:`_offsets` yields those slices.  The backward passes add
-(``+=``) onto the same slices, so overlapping windows accumulate.
+(``+=``) onto the same slices, so overlapping windows accumulate.  Max pooling's
+backward pass (PyTorch's ``ties="first"``) adds each window's gradient onto the cell
+named by ``argmax`` instead, with one ``np.bincount``.
 """
 from __future__ import annotations
 
