@@ -345,7 +345,9 @@ def tiny_state(XX=XX, relu: bool = False, pixel=None) -> dict:
     G_XX to see which cells of L1 read that pixel and which of them carry gradient (the sum of
     G_L1[i, j] * W[u - i, v - j]); hover a cell of L1 to see its 3x3 patch of the image.  Every
     number comes from :func:`forward` and :func:`backward` (the core)."""
-    fmt = format_value
+    def fmt(v):  # the tiny network's numbers are exact binary fractions: print them in full
+        return format_value(v, "{:g}") if v != 0 else "0"
+
     p = forward(XX, W, WW, TARGET, relu=relu)
     g = backward(p)
     XX = p.XX
@@ -369,8 +371,8 @@ def tiny_state(XX=XX, relu: bool = False, pixel=None) -> dict:
         panel("XX", "image XX", XX, scale="div", classes=x_cls),
         panel("A", f"{name}, maxima marked", p.A, scale="div", classes=A_cls,
               windows=[window("A", 2 * i, 2 * j, 2, 2) for i in range(Ho // 2) for j in range(Wo // 2)]),
-        panel("G", "G_L1 = dL/dL1", dA, scale="div"),
-        panel("dXX", "G_XX = dL/dXX", dXX, scale="div", limit=lim),
+        panel("G", "G_L1 = dL/dL1", dA, scale="div", text=[[fmt(v) for v in row] for row in dA]),
+        panel("dXX", "G_XX = dL/dXX", dXX, scale="div", limit=lim, text=[[fmt(v) for v in row] for row in dXX]),
     ]
     links = {}
     for i, j in np.ndindex(Ho, Wo):

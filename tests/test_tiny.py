@@ -261,7 +261,7 @@ def _first_max_positions(A):
 
 def _fmt(v):
     v = float(v) + 0.0
-    return str(int(v)) if v.is_integer() else f"{v:.3g}"
+    return str(int(v)) if v.is_integer() else f"{v:g}"
 
 
 def _check_state(state, xx, relu, pixel):
@@ -276,7 +276,7 @@ def _check_state(state, xx, relu, pixel):
     np.testing.assert_allclose([[float(t) for t in row] for row in P["A"]["text"]], A, atol=1e-9)
     for name, ref_arr in (("G", G), ("dXX", dXX)):
         got = np.array([[float(t) for t in row] for row in P[name]["text"]])
-        np.testing.assert_allclose(got, ref_arr, rtol=5e-3, atol=1e-12)   # 3 significant digits
+        np.testing.assert_allclose(got, ref_arr, rtol=0, atol=1e-12)      # exact binary fractions, in full
     winners = _first_max_positions(A)
     assert {(r, c) for r in range(4) for c in range(4) if P["A"]["classes"][r][c] == "win"} == set(winners)
     for i in range(2):
