@@ -176,21 +176,31 @@ def gzip_size(obj: Any) -> int:
 
 
 def _clean(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to strings."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
+    """JSON-safe copy: numpy scalars and arrays to Python, tuples to lists, NaN/inf to their text."""
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        return obj if math.isfinite(obj) else format_value(obj)
+    if t is list or t is tuple:
         return [_clean(v) for v in obj]
+    if t is dict:
+        return {k if type(k) is str else str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, np.ndarray):
         return _clean(obj.tolist())
-    if isinstance(obj, (np.bool_,)):
+    if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
-    if isinstance(obj, np.integer):
+    if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else format_value(v)
-    return obj
+        return _clean(float(obj))
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    raise TypeError(f"a state holds {type(obj).__name__}, which a page cannot store: {obj!r:.80}")
 
 
 def _share_links(state: Dict[str, Any]) -> Dict[str, Any]:
@@ -198,10 +208,10 @@ def _share_links(state: Dict[str, Any]) -> Dict[str, Any]:
     links = state.get("links")
     if not links:
         return state
-    first: Dict[str, str] = {}
+    first: Dict[Any, str] = {}
     shared = {}
     for cid, lk in links.items():
-        key = json.dumps(lk, sort_keys=True)
+        key = (tuple(lk["cells"]), tuple(tuple(w) for w in lk["windows"]), lk["text"])
         if key in first:
             shared[cid] = first[key]
         else:
@@ -212,6 +222,12 @@ def _share_links(state: Dict[str, Any]) -> Dict[str, Any]:
 
 def _page_states(states: Dict[str, Any]) -> Dict[str, Any]:
     return {k: _share_links(v) for k, v in states.items()}
+
+
+def _states_json(states: Dict[str, Any], widget: Any = None) -> str:
+    """The states as the page stores them: one JSON text, which the browser parses once (sending the
+    nested dict would make the widget machinery walk every cell of every state)."""
+    return json.dumps(_page_states(states), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Explorable(anywidget.AnyWidget):
@@ -228,8 +244,8 @@ class Explorable(anywidget.AnyWidget):
     controls = traitlets.List().tag(sync=True)
     actions = traitlets.List().tag(sync=True)
     values = traitlets.Dict().tag(sync=True)
-    # The page stores each shared link once (see _share_links); Python keeps the full states.
-    states = traitlets.Dict().tag(sync=True, to_json=lambda states, widget: _page_states(states))
+    # Python keeps the full states; the page stores them as one JSON text (see _states_json).
+    states = traitlets.Dict().tag(sync=True, to_json=_states_json)
     needs_kernel = traitlets.Unicode(NEEDS_KERNEL).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs):
@@ -320,7 +336,7 @@ class Explorable(anywidget.AnyWidget):
 
     def payload_size(self) -> int:
         """Gzipped bytes of everything the page stores for this explorable's drawings."""
-        return gzip_size({"states": self.page_states(), "controls": self.controls})
+        return len(gzip.compress((_states_json(self.states) + json.dumps(self.controls)).encode(), 9))
 
     def __repr__(self) -> str:
         # Shown where the widget cannot be drawn (a notebook before it runs): say what it is.

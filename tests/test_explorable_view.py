@@ -33,7 +33,7 @@ def model_json(widget) -> dict:
     """The widget's model as the page holds it."""
     model = {k: getattr(widget, k) for k in ("kind", "title", "config", "controls", "actions", "values",
                                              "needs_kernel")}
-    model["states"] = widget.page_states()
+    model["states"] = json.dumps(widget.page_states())  # one JSON text, as the page stores it
     return model
 
 

@@ -158,6 +158,17 @@ function render({ model, el }) {
   caption.className = "cnnx-caption";
   root.appendChild(caption);
 
+  // The states arrive as one JSON text (parsed once per change; a plain object is taken as is).
+  let statesRaw = null, statesParsed = null;
+  function allStates() {
+    const raw = model.get("states");
+    if (raw !== statesRaw) {
+      statesRaw = raw;
+      statesParsed = typeof raw === "string" ? JSON.parse(raw) : raw;
+    }
+    return statesParsed;
+  }
+
   let values = Object.assign({}, model.get("values"));
   let pinned = null;       // the followed cell id, kept across redraws when it still exists
   let hovered = null;
@@ -284,7 +295,7 @@ function render({ model, el }) {
 
   function draw() {
     const key = currentKey();
-    state = model.get("states")[key];
+    state = allStates()[key];
     root.dataset.key = key;
     title.textContent = model.get("title");
     if (!state) {

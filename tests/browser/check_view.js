@@ -15,6 +15,8 @@ const { chromium } = require("playwright-core");
 const STATIC = path.resolve(__dirname, "../../cnnviz/static");
 const [modelsPath, reportPath] = process.argv.slice(2);
 const models = JSON.parse(fs.readFileSync(modelsPath, "utf8"));
+// the page holds the states as one JSON text; the checks read them parsed
+const parsedStates = models.map((m) => (typeof m.states === "string" ? JSON.parse(m.states) : m.states));
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -73,7 +75,7 @@ async function drawn(page) {
 }
 
 function compare(model, seen, failures, where) {
-  const state = model.states[seen.key];
+  const state = parsedStates[models.indexOf(model)][seen.key];
   if (!state) { failures.push(`${where}: drew key ${seen.key}, which has no state`); return; }
   if (state.message) {
     if (seen.message !== stripTags(state.message)) failures.push(`${where}: message ${JSON.stringify(seen.message)}`);
@@ -171,7 +173,7 @@ async function timedInput(page, act) {
     }
 
     // hover, click and the arrow keys follow a cell's links
-    const state = model.states[defaults];
+    const state = parsedStates[i][defaults];
     const linked = state && state.links ? Object.keys(state.links) : [];
     if (linked.length) {
       const id = linked[linked.length - 1];
@@ -208,10 +210,11 @@ async function timedInput(page, act) {
     }
     // the kernel replaces the states: the view redraws from the new ones
     await page.evaluate(() => {
-      const states = JSON.parse(JSON.stringify(window.model.get("states")));
+      const raw = window.model.get("states");
+      const states = JSON.parse(typeof raw === "string" ? raw : JSON.stringify(raw));
       const key = document.querySelector(".cnnx").dataset.key;
       states[key] = { message: "replaced by the kernel" };
-      window.replace("states", states);
+      window.replace("states", JSON.stringify(states));
     });
     seen = await drawn(page);
     if (seen.message !== "replaced by the kernel") failures.push(`${where0}: no redraw when the states changed`);
