@@ -11,8 +11,10 @@ this directory on ``sys.path``; a fallback handles ``tests`` being a package).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
@@ -240,3 +242,22 @@ def rng() -> np.random.Generator:
 def core():
     import mlp_cnn_core
     return mlp_cnn_core
+
+
+@pytest.fixture(scope="session")
+def book_html(tmp_path_factory) -> Path:
+    """The built book (its ``_build/html``): ``$BOOK_HTML`` when set (``.ci/run`` sets it to the
+    build it has just made with the README's command), otherwise a fresh strict build of the
+    repository into a temporary folder (once per test process)."""
+    given = os.environ.get("BOOK_HTML")
+    if given:
+        html = Path(given) if Path(given).is_absolute() else Path(_ROOT) / given
+        assert (html / "book" / "intro.html").exists(), f"BOOK_HTML={given} holds no built book"
+        return html
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", _ROOT, "--path-output", str(out),
+           "-W", "-n", "--keep-going"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return out / "_build" / "html"
