@@ -14,7 +14,7 @@ followed, and the explicit matrix of a tiny convolution.  All the numbers come f
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 from matplotlib import pyplot as plt
@@ -25,7 +25,7 @@ import mlp_cnn_core as core
 from .draw import HIGHLIGHT, WINDOW, ACCENT, draw_matrix, format_value, outline_cells, outline_window
 from .explorable import Explorable, cell_id, control, link, panel, window
 
-__all__ = ["influence", "input_cell_state", "ConvInputCell", "state_figure", "prepared_gradient",
+__all__ = ["influence", "input_cell_state", "ConvInputCell", "prepared_gradient",
            "full_correlation_figure", "conv_matrix", "kernel_values", "upstream_values"]
 
 PAD_GREY = "0.85"
@@ -255,56 +255,3 @@ class ConvInputCell(Explorable):
 
     def state(self, size, k, stride, padding):
         return input_cell_state(size, k, stride, padding, "random")
-
-
-def state_figure(state: dict, follow: Optional[str] = None, panels: Optional[Sequence[str]] = None,
-                 cell_size: float = 0.36):
-    """A static matplotlib picture of one explorable state (for pages read without JavaScript):
-    its panels side by side, with what cell ``follow`` links to outlined (windows dashed blue,
-    cells red).  ``panels`` picks panel ids (default: all)."""
-    if "message" in state:
-        raise ValueError(f"this state has nothing to draw: {state['message']}")
-    chosen = [q for q in state["panels"] if panels is None or q["id"] in panels]
-    lk = state["links"].get(follow) if follow else None
-    if follow and lk is None:
-        raise ValueError(f"no cell {follow!r} to follow; linked cells are e.g. {sorted(state['links'])[:4]}")
-    widths = [q["cols"] for q in chosen]
-    height = max(q["rows"] for q in chosen)
-    cell_size = min(cell_size, (9.4 - 0.6 * len(chosen)) / sum(widths))   # at most ~940 px wide at 100 dpi
-    fig, axes = plt.subplots(1, len(chosen), figsize=(cell_size * sum(widths) + 0.6 * len(chosen),
-                                                      cell_size * height + 1.2),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, q in zip(axes[0], chosen):
-        fill = np.array([[np.nan if f is None else f for f in row] for row in q["fill"]], dtype=float)
-        div = q["scale"] == "div"
-        ax.imshow(fill, cmap="RdBu_r" if div else "Blues", vmin=-1.0 if div else -0.3, vmax=1.0 if div else 1.6)
-        for r in range(q["rows"]):
-            for c in range(q["cols"]):
-                cls = q.get("classes", [[""] * q["cols"]] * q["rows"])[r][c]
-                if "pad" in cls:
-                    ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=PAD_GREY, edgecolor="none", zorder=1))
-                dark = np.isfinite(fill[r, c]) and (abs(fill[r, c]) > 0.6 if div else fill[r, c] > 0.8)
-                ax.text(c, r, q["text"][r][c], ha="center", va="center", fontsize=7 if len(q["text"][r][c]) > 3 else 8,
-                        color="0.5" if ("pad" in cls or "zero" in cls) else ("white" if dark else "black"), zorder=2)
-        ax.set_xticks(np.arange(q["cols"]))
-        ax.set_yticks(np.arange(q["rows"]))
-        ax.set_xticklabels(q.get("colLabels", [str(c) for c in range(q["cols"])]), fontsize=7)
-        ax.set_yticklabels(q.get("rowLabels", [str(r) for r in range(q["rows"])]), fontsize=7)
-        ax.set_xticks(np.arange(-0.5, q["cols"], 1), minor=True)
-        ax.set_yticks(np.arange(-0.5, q["rows"], 1), minor=True)
-        ax.grid(which="minor", color="0.6", linewidth=0.6)
-        ax.tick_params(which="minor", length=0)
-        ax.set_title(q["title"], fontsize=9)
-        if lk:
-            mark = np.zeros((q["rows"], q["cols"]), bool)
-            for cid in lk["cells"] + [follow]:
-                pid, r, c = cid.split(":")
-                if pid == q["id"]:
-                    mark[int(r), int(c)] = True
-            outline_cells(ax, mark, linewidth=2.0)
-            for idx, (pid, r, c, h, w, _) in enumerate(lk["windows"]):
-                if pid == q["id"]:
-                    outline_window(ax, r, c, h, w, color=WINDOW, linewidth=1.4, linestyle="--",
-                                   inset=0.06 + 0.05 * (idx % 4))
-    fig.tight_layout()
-    return fig

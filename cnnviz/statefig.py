@@ -9,7 +9,8 @@ two views draw them.
 100 dpi, 9.4 in is about 940 px, inside JupyterLab's and the book's output area), writes each
 cell's text, colours it with the panel's fill (the browser's palette), marks the classes (``win``:
 thick orange outline, ``tie``: dashed orange, ``pad``: grey cell, ``dim``/``zero``: grey text) and
-outlines the windows (``dead`` windows dashed grey).
+outlines the windows (``dead`` windows dashed grey).  ``follow`` draws what hovering one cell shows in
+the browser: the cell and the cells it links to outlined in green, its windows dashed.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ _WIN = "#e69f00"
 _WINDOW = "#0072b2"
 _PAD = "#e4e4e4"
 _MUTED = "#5f5f5f"
+_HL = "#009e73"
+_CUR = "#cc79a7"
 
 
 def plain_text(s: str) -> str:
@@ -69,20 +72,37 @@ def _rows(panels: List[Dict[str, Any]], cell: float, gap: float, max_width: floa
     return rows
 
 
+def _followed(state: Dict[str, Any], follow: Optional[str]) -> Optional[Dict[str, Any]]:
+    if follow is None:
+        return None
+    links = state.get("links", {})
+    lk = links.get(follow)
+    if isinstance(lk, str):  # a link shared with another cell
+        lk = links[lk]
+    if lk is None:
+        raise ValueError(f"no cell {follow!r} to follow; linked cells are e.g. {sorted(links)[:4]}")
+    return lk
+
+
 def state_figure(state: Dict[str, Any], cell: float = 0.36, max_width: float = 9.4,
-                 title: Optional[str] = None, caption: bool = True):
+                 title: Optional[str] = None, caption: bool = True, follow: Optional[str] = None,
+                 panels: Optional[List[str]] = None):
     """A matplotlib figure of an explorable ``state`` (see :mod:`cnnviz.explorable`).
 
     ``cell`` is the side of a cell in inches; panels wrap into rows no wider than
     ``max_width`` inches.  ``title`` goes above; the state's caption (without HTML) below.
-    Returns the figure.
+    ``follow`` (a cell id) outlines what that cell links to; ``panels`` picks panel ids (default:
+    all).  Returns the figure.
     """
     if "message" in state:
+        if follow is not None:
+            raise ValueError(f"this state has nothing to draw: {plain_text(state['message'])}")
         fig, ax = plt.subplots(figsize=(min(max_width, 6.0), 0.8))
         ax.axis("off")
         ax.text(0.5, 0.5, plain_text(state["message"]), ha="center", va="center", wrap=True, fontsize=9)
         return fig
-    panels = state["panels"]
+    lk = _followed(state, follow)
+    panels = [p for p in state["panels"] if panels is None or p["id"] in panels]
     gap = 0.35
     rows = _rows(panels, cell, gap, max_width)
     row_h = [max(panels[n]["rows"] for n in r) * cell + 0.45 for r in rows]
@@ -102,6 +122,8 @@ def state_figure(state: Dict[str, Any], cell: float = 0.36, max_width: float = 9
             w, h = p["cols"] * cell, p["rows"] * cell
             ax = fig.add_axes([x / width, (y_top - 0.3 - h) / height, w / width, h / height])
             _draw_panel(ax, p, fs)
+            if lk is not None:
+                _draw_follow(ax, p, follow, lk)
             ax.set_title(p["title"], fontsize=8.5, loc="left", pad=3)
             x += _slot(p, cell) + gap
         y_top -= r
@@ -141,3 +163,18 @@ def _draw_panel(ax, p: Dict[str, Any], fs: float) -> None:
     ax.set_ylim(R, 0)
     ax.set_aspect("equal")
     ax.axis("off")
+
+
+def _draw_follow(ax, p: Dict[str, Any], follow: str, lk: Dict[str, Any]) -> None:
+    """Outline, in panel ``p``, the followed cell (purple), the cells it links to (green) and its
+    windows (dashed green), as the browser does on hover."""
+    for cid in [follow] + list(lk["cells"]):
+        pid, r, c = cid.split(":")
+        if pid == p["id"]:
+            ax.add_patch(Rectangle((int(c) + 0.04, int(r) + 0.04), 0.92, 0.92, fill=False, linewidth=2.4,
+                                   edgecolor=_CUR if cid == follow else _HL, zorder=5))
+    for idx, (pid, r0, c0, h, w, _) in enumerate(lk["windows"]):
+        if pid == p["id"]:
+            inset = 0.12 + 0.05 * (idx % 4)
+            ax.add_patch(Rectangle((c0 + inset, r0 + inset), w - 2 * inset, h - 2 * inset, fill=False,
+                                   edgecolor=_HL, linewidth=1.6, linestyle="--", zorder=6))

@@ -18,7 +18,8 @@ import pytest  # noqa: E402
 
 import mlp_cnn_core as core  # noqa: E402
 from cnnviz.conv import (ConvInputCell, conv_matrix, full_correlation_figure, influence,  # noqa: E402
-                         input_cell_state, prepared_gradient, state_figure, upstream_values)
+                         input_cell_state, prepared_gradient, upstream_values)
+from cnnviz.statefig import state_figure  # noqa: E402
 from cnnviz.draw import format_value  # noqa: E402
 from cnnviz.explorable import rebuild  # noqa: E402
 
@@ -191,7 +192,10 @@ def test_state_figure_draws_the_followed_cell():
     with pytest.raises(ValueError, match="no cell"):
         state_figure(state, follow="dx:9:9")
     with pytest.raises(ValueError, match="nothing to draw"):
-        state_figure(input_cell_state(3, 4, 1, 0))
+        state_figure(input_cell_state(3, 4, 1, 0), follow="dx:0:0")
+    fig = state_figure(input_cell_state(3, 4, 1, 0))   # no output: the figure says why
+    assert "larger" in fig.axes[0].texts[0].get_text()
+    plt.close(fig)
 
 
 def test_prepared_gradient_and_full_correlation_figure():
