@@ -40,6 +40,17 @@ def browser_missing() -> Optional[str]:
     return None
 
 
+def require_browser() -> None:
+    """Skip the calling test where the browser checks cannot run; fail under CI (CI=1)."""
+    import pytest
+
+    reason = browser_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

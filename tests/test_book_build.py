@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser_support import (ROOT, browser_missing, page_explorables, recompute, run_check_pages,
+from browser_support import (ROOT, page_explorables, recompute, require_browser, run_check_pages,
                              static_redraw_summary)
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
@@ -58,11 +58,7 @@ def browser_report(html, tmp_path_factory):
     """tests/browser/check_pages.js over every page, each explorable moved through every option of
     every control and compared with the states the core computes (browser_support.expected_states).
     Its report (with the redraw timings) is kept at BROWSER_REPORT when that is set."""
-    reason = browser_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_browser()
     work = tmp_path_factory.mktemp("browser")
     built = [p for p in PAGES if (html / p).exists()]  # a missing page fails test_chapter_page_...
     report = run_check_pages(html, built, work, shots=work)

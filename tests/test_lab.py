@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from browser_support import BROWSER_DIR, CHROMIUM, ROOT, browser_missing, jupyter_lab, median_ms
+from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, median_ms, require_browser
 
 
 def explorable_count(nb):
@@ -50,11 +50,7 @@ CHAPTERS = lab_chapters()
 
 @pytest.fixture(scope="module")
 def lab_report(tmp_path_factory):
-    reason = browser_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_browser()
     work = tmp_path_factory.mktemp("lab")
     out = work / "lab_report.json"
     args = [f"{name}={cells},{n}" for name, (cells, n) in CHAPTERS.items()]
