@@ -48,6 +48,32 @@ def test_citations_resolve_to_the_bibliography(html):
     assert "bibliography.html#id" in intro or "bibliography.html#" in intro
 
 
+@pytest.mark.parametrize("name", ["intro"] + CHAPTERS)
+def test_page_ships_what_its_scripts_need(html, name):
+    """_ext/local_extensions.py: every script once (Sphinx 7.4 repeats late inline scripts), the
+    MathJax 2 shim before MathJax, and next to a page with widgets the widget manager's fonts and,
+    for explorables, the anywidget front end (never a CDN)."""
+    path = html / "book" / f"{name}.html"
+    if not path.exists():
+        pytest.skip(f"{name} was not built")
+    text = path.read_text(encoding="utf-8")
+    scripts = re.findall(r"<script\b[^>]*>.*?</script>", text, re.S)
+    repeated = {s[:120] for s in scripts if scripts.count(s) > 1 and "widget-view+json" not in s}
+    assert not repeated, f"scripts included twice: {repeated}"
+    shim = text.find("mathjax2_shim.js")
+    assert shim != -1, "the MathJax 2 shim is missing"
+    for later in ("window.MathJax =", "mathjax@3", "embed-amd.js"):
+        assert text.find(later) == -1 or shim < text.find(later), f"the shim must come before {later}"
+    if "application/vnd.jupyter.widget-state+json" in text:
+        for sub in ("@jupyter-widgets", "@jupyter-widgets/html-manager/dist"):
+            fonts = list((path.parent / sub).glob("*.woff2"))
+            assert len(fonts) == 3, f"the widget fonts are missing in book/{sub}"
+    if page_explorables(text):
+        front = path.parent / "anywidget.js"
+        assert front.exists() and "define(" in front.read_text(encoding="utf-8"), "anywidget.js must sit next to the page"
+        assert (path.parent / "anywidget.LICENSE.txt").exists()
+
+
 # --- in a real browser ------------------------------------------------------------------------
 PAGES = ["book/intro.html"] + [f"book/{c}.html" for c in CHAPTERS]
 MUST_LOAD = ("script", "font", "stylesheet")
