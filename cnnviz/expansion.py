@@ -21,7 +21,7 @@ from matplotlib import pyplot as plt
 import mlp_cnn_core as core
 
 from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
-from .explorable import Explorable, action, cell_id, control, link, panel, window
+from .explorable import SeededExplorable, cell_id, control, link, panel, window
 
 __all__ = ["POLICIES", "POLICY_LABELS", "tie_marks", "naive_expansion", "naive_defined",
            "policy_gradients", "tie_values", "upstream_gradient", "policies_state", "TiesAndOverlap",
@@ -232,7 +232,7 @@ def policies_state(x, k: int, s: int, dout) -> dict:
 VMAX = (1, 2, 3, 9)
 
 
-class TiesAndOverlap(Explorable):
+class TiesAndOverlap(SeededExplorable):
     """Chapter 3: ties, overlapping windows and the gradient mass of the three tie policies.
 
     Controls: input size (4-8), window k (2, 3), stride s (1-3), the value range {0..v_max} (small
@@ -241,6 +241,7 @@ class TiesAndOverlap(Explorable):
     Action (kernel): new random values."""
 
     TITLE = "Ties and overlapping windows: where does the gradient go?"
+    NEW_LABEL = "new random values"
 
     def __init__(self, seed: int = 2, **kw):
         super().__init__(seed=int(seed), **kw)
@@ -255,15 +256,6 @@ class TiesAndOverlap(Explorable):
             control("upstream", "upstream dY", ["ones", "random"], default="random", kind="select",
                     labels=["all ones", "random 1–3"]),
         ]
-
-    def make_actions(self):
-        return [action("new", "new random values")]
-
-    def act(self, name, value):
-        if name == "new":
-            self.config = {**self.config, "seed": int(self.config["seed"]) + 1}
-        else:
-            super().act(name, value)
 
     def state(self, size, k, s, vmax, upstream):
         x = tie_values(size, vmax, self.config["seed"])

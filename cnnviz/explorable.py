@@ -41,7 +41,7 @@ import traitlets
 
 from .draw import format_value
 
-__all__ = ["Explorable", "control", "action", "panel", "link", "cell_id", "window", "rebuild",
+__all__ = ["Explorable", "SeededExplorable", "control", "action", "panel", "link", "cell_id", "window", "rebuild",
            "REGISTRY", "state_key", "gzip_size"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -250,7 +250,8 @@ class Explorable(anywidget.AnyWidget):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        REGISTRY[cls.__name__] = cls
+        if "state" in cls.__dict__:  # a drawable explorable, not an intermediate base
+            REGISTRY[cls.__name__] = cls
 
     def __init__(self, values: Optional[Dict[str, Any]] = None, **config: Any):
         super().__init__()
@@ -341,6 +342,21 @@ class Explorable(anywidget.AnyWidget):
     def __repr__(self) -> str:
         # Shown where the widget cannot be drawn (a notebook before it runs): say what it is.
         return f"{self.title} — an interactive figure: run this cell to use it (or read the book online)."
+
+
+class SeededExplorable(Explorable):
+    """An explorable whose input is drawn from ``config["seed"]``: its action ``"new"`` (labelled
+    ``NEW_LABEL``) draws the next one."""
+
+    NEW_LABEL = "new random values"
+
+    def make_actions(self) -> List[Dict[str, Any]]:
+        return [action("new", self.NEW_LABEL)]
+
+    def act(self, name: str, value: Any) -> None:
+        if name != "new":
+            super().act(name, value)
+        self.config = {**self.config, "seed": int(self.config["seed"]) + 1}
 
 
 def rebuild(kind: str, config: Dict[str, Any]) -> Explorable:

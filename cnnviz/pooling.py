@@ -19,7 +19,7 @@ import numpy as np
 import mlp_cnn_core as core
 
 from .draw import format_value
-from .explorable import Explorable, action, cell_id, control, link, panel, window
+from .explorable import SeededExplorable, cell_id, control, link, panel, window
 
 __all__ = ["input_values", "upstream_values", "PoolingState", "pooling_state", "compare_state",
            "PoolingRouting", "SIZES"]
@@ -186,7 +186,7 @@ def compare_state(st: PoolingState) -> dict:
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dy", 0, 0)}
 
 
-class PoolingRouting(Explorable):
+class PoolingRouting(SeededExplorable):
     """Chapter 9: max-pool dX and mean-pool dX side by side, for the same input and upstream gradient.
 
     Controls: input size (:data:`SIZES`), window k (1-3), stride s (1-3), padding p (0-1; PyTorch
@@ -194,6 +194,7 @@ class PoolingRouting(Explorable):
     shuffled input and random gradient (the next seed)."""
 
     TITLE = "Mean vs max pooling: where each gradient goes"
+    NEW_LABEL = "new input and dL/dY"
 
     def __init__(self, seed: int = 0, **kw):
         super().__init__(seed=int(seed), **kw)
@@ -205,15 +206,6 @@ class PoolingRouting(Explorable):
                 control("p", "padding p", [0, 1], default=1),
                 control("upstream", "dL/dY", ["ones", "random"], default="random", kind="select",
                         labels=["all ones", "random 1..4"])]
-
-    def make_actions(self):
-        return [action("new", "new input and dL/dY")]
-
-    def act(self, name, value):
-        if name == "new":
-            self.config = {**self.config, "seed": int(self.config["seed"]) + 1}
-        else:
-            super().act(name, value)
 
     def state(self, size, k, s, p, upstream):
         if p > k // 2:

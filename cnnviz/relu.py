@@ -27,7 +27,7 @@ from matplotlib import pyplot as plt
 import mlp_cnn_core as core
 
 from .draw import ACCENT, HIGHLIGHT, WINDOW, format_value
-from .explorable import Explorable, action, cell_id, control, link, panel, window
+from .explorable import SeededExplorable, cell_id, control, link, panel, window
 
 __all__ = ["SEED", "XX", "W", "WW", "TARGET", "BIAS", "UPSTREAM", "ORDERS", "example_values",
            "preactivation", "ReluPoolPass", "relu_pool_pass", "network_upstream",
@@ -267,7 +267,7 @@ def relu_state(L1, G, order: str = "relu-pool", label: str = "") -> dict:
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dP", 0, 0)}
 
 
-class ReluRouting(Explorable):
+class ReluRouting(SeededExplorable):
     """Chapter 4: the ReLU' mask composed with the max pool's routing (2x2 windows, stride 2).
 
     Controls: the convolution bias b (:data:`BIASES`), the image scale s (:data:`SCALES`):
@@ -276,6 +276,7 @@ class ReluRouting(Explorable):
     gets through.  Action (kernel): a new random image and kernel (the next seed)."""
 
     TITLE = "ReLU′ and the pool's routing: where gradients die"
+    NEW_LABEL = "new image and kernel"
 
     def __init__(self, seed: int = SEED, **kw):
         super().__init__(seed=int(seed), **kw)
@@ -285,15 +286,6 @@ class ReluRouting(Explorable):
                 control("scale", "image scale s", list(SCALES), default=1.0),
                 control("order", "order", [o for _, o in ORDERS], default="relu-pool", kind="select",
                         labels=[name for name, _ in ORDERS])]
-
-    def make_actions(self):
-        return [action("new", "new image and kernel")]
-
-    def act(self, name, value):
-        if name == "new":
-            self.config = {**self.config, "seed": (int(self.config["seed"]) + 1) % 10**6}
-        else:
-            super().act(name, value)
 
     def state(self, bias, scale, order):
         xx, w = example_values(self.config["seed"])

@@ -138,3 +138,27 @@ def test_the_page_stores_a_shared_link_once():
     page = w.page_states()["k"]["links"]
     assert page == {"a:0:0": state["links"]["a:0:0"], "b:0:0": "a:0:0", "c:0:0": state["links"]["c:0:0"]}
     assert w.states["k"] is state  # Python keeps the full state
+
+
+class Seeded(ex.SeededExplorable):
+    TITLE = "Seeded"
+    NEW_LABEL = "draw again"
+
+    def __init__(self, seed=3):
+        super().__init__(seed=seed)
+
+    def make_controls(self):
+        return [ex.control("n", "n", [1, 2])]
+
+    def state(self, n):
+        return {"panels": [ex.panel("x", "x", np.random.default_rng(self.config["seed"]).integers(0, 9, (n, n)))]}
+
+
+def test_a_seeded_explorable_draws_the_next_input_on_new():
+    w = Seeded()
+    assert w.actions == [ex.action("new", "draw again")]
+    w.run_action("new")
+    assert w.config["seed"] == 4 and w.states == Seeded(seed=4).states
+    with pytest.raises(ValueError, match="no action 'other'"):
+        w.run_action("other")
+    assert w.config["seed"] == 4
