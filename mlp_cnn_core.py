@@ -21,15 +21,18 @@ Every chapter of the book stands on this module.  Conventions:
 
 Each layer comes twice: a ``*_naive`` version that loops over every output cell
 (the one to read first), then the vectorised version.  The vectorised versions
-share one idea: loop over the ``kh * kw`` offsets ``(a, b)`` inside a window, and
-at each offset handle *every* window at once through a strided slice of the
-(padded) input -- :func:`_offsets` yields those slices.  The backward passes add
+share one idea: a strided view of the (padded) input holds every window at once
+(:func:`_windows`, nothing copied); loop over the ``kh * kw`` offsets ``(a, b)``
+inside a window, and at each offset handle *every* window at once.  The backward passes add
 (``+=``) onto the same slices, so overlapping windows accumulate.  Max pooling's
 backward pass (PyTorch's ``ties="first"``) adds each window's gradient onto the cell
 named by ``argmax`` instead, with one ``np.bincount``.
 """
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
@@ -64,6 +67,8 @@ TIES_POLICIES = ("first", "all", "split")
 
 def _pair(value: Any, name: str) -> Tuple[int, int]:
     """``value`` as an ``(h, w)`` pair of Python ints, or TypeError."""
+    if type(value) is int:  # the common case, checked first because every layer call comes here
+        return value, value
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
                                  for v in pair):
@@ -90,12 +95,22 @@ def _check_dout(dout: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarra
     d = _as_float(dout, "dout")
     if d.shape != tuple(shape):
         raise ValueError(f"dout must have the shape of the forward output {tuple(shape)}, got {d.shape}")
-    return d.astype(np.result_type(dtype, d.dtype), copy=False)
+    return d if d.dtype == dtype else d.astype(np.promote_types(dtype, d.dtype), copy=False)
 
 
 def _check_cache(cache: Any, cls: type, fn: str) -> None:
     if not isinstance(cache, cls):
         raise TypeError(f"cache must be the {cls.__name__} returned by {fn}, got {type(cache).__name__}")
+
+
+def _bias(b: Any, n: int, w: np.ndarray, layout: str):
+    """The bias as a float array of shape ``(n,)`` (or None), checked against the weights ``w``."""
+    if b is None:
+        return None
+    b = _as_float(b, "b")
+    if b.shape != (n,):
+        raise ValueError(f"b must have shape {layout} = {(n,)} to match w {w.shape}, got {b.shape}")
+    return b
 
 
 def pool_output_size(size: int, kernel: int, stride: Optional[int] = None, padding: int = 0) -> int:
@@ -170,29 +185,47 @@ def _crop(xp: np.ndarray, geo: WindowGeometry) -> np.ndarray:
     return xp[..., ph:ph + H, pw:pw + W].copy() if (ph or pw) else xp
 
 
+def _windows(xp: np.ndarray, geo: WindowGeometry) -> np.ndarray:
+    """Every window of the padded input ``xp (..., Hp, Wp)`` at once, as a view ``(..., Ho, Wo, kh, kw)``
+    (nothing is copied): entry ``[..., i, j, a, b]`` is ``xp[..., i*sh + a, j*sw + b]``.
+
+    This is numpy's ``sliding_window_view(xp, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]``,
+    built directly from strides because that call alone costs more than a small layer.  Windows
+    overlap when the stride is smaller than the kernel, so the vectorised layers read and write
+    the view one window offset ``[..., a, b]`` at a time: within one offset no two windows share a cell.
+    """
+    (sh, sw), (r, c) = geo.stride, xp.strides[-2:]
+    return np.ndarray(xp.shape[:-2] + geo.out_size + geo.kernel_size, xp.dtype, xp, 0,
+                      xp.strides[:-2] + (sh * r, sw * c, r, c))
+
+
 def _offsets(geo: WindowGeometry):
-    """Yield ``(a, b, rows, cols)`` for each offset inside a window: ``xp[..., rows, cols]`` is the
-    ``(Ho, Wo)`` grid of the cells at offset ``(a, b)`` of every window of the padded input."""
-    (kh, kw), (sh, sw), (Ho, Wo) = geo.kernel_size, geo.stride, geo.out_size
-    for a in range(kh):
-        for b in range(kw):
-            yield a, b, slice(a, a + sh * (Ho - 1) + 1, sh), slice(b, b + sw * (Wo - 1) + 1, sw)
+    """The offsets ``(a, b)`` inside a window, in row-major order."""
+    return itertools.product(range(geo.kernel_size[0]), range(geo.kernel_size[1]))
 
 
-def _add_windows(dxp: np.ndarray, geo: WindowGeometry, part: Callable) -> None:
-    """The backward of the offset loop: ``+=`` ``part(a, b)`` (shape ``(..., Ho, Wo)``) onto the cells
-    at offset ``(a, b)`` of every window of the padded ``dxp``; overlapping windows accumulate."""
-    for a, b, rows, cols in _offsets(geo):
-        dxp[..., rows, cols] += part(a, b)
+def _add_windows(dxp: np.ndarray, geo: WindowGeometry, parts: np.ndarray) -> np.ndarray:
+    """The backward of :func:`_windows`: ``+=`` each ``parts[..., i, j, a, b]`` onto the cell of the
+    padded ``dxp`` it was read from (overlapping windows accumulate), one offset at a time."""
+    win = _windows(dxp, geo)
+    for a, b in _offsets(geo):
+        win[..., a, b] += parts[..., a, b]
+    return dxp
 
 
-def _scatter(geo: WindowGeometry, lead: Tuple[int, ...], part: Callable, dtype) -> np.ndarray:
-    """``dx`` of shape ``lead + (H, W)`` from the parts each window offset sends back.  The zeros
-    start as +0.0, so no routed gradient is ever -0.0."""
+def _zeros_padded(lead: Tuple[int, ...], geo: WindowGeometry, dtype) -> np.ndarray:
+    """Zeros of the padded input's shape; they start as +0.0, so no routed gradient is ever -0.0."""
     (ph, pw), (H, W) = geo.padding, geo.in_size
-    dxp = np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
-    _add_windows(dxp, geo, part)
-    return _crop(dxp, geo)
+    return np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_starts(geo: WindowGeometry) -> Tuple[np.ndarray, np.ndarray]:
+    """Flat index ``row * W + col`` of offset ``(0, 0)`` of each window ``(Ho, Wo)``, and how far
+    offset ``a * kw + b`` lies from it (``a * W + b`` cells).  Cached: layers reuse their geometry."""
+    (kh, kw), (Ho, Wo), W = geo.kernel_size, geo.out_size, geo.in_size[1]
+    r0, c0 = geo.input_cell(np.arange(Ho)[:, None], np.arange(Wo), 0, 0)
+    return r0 * W + c0, (np.arange(kh)[:, None] * W + np.arange(kw)).ravel()
 
 
 class _Cache:
@@ -243,26 +276,20 @@ class MaxPoolCache(_PoolCache):
 
     @property
     def argmax(self) -> np.ndarray:
-        geo = self.geometry
-        (kh, kw), (Ho, Wo), W = geo.kernel_size, geo.out_size, geo.in_size[1]
-        r0, c0 = geo.input_cell(np.arange(Ho)[:, None], np.arange(Wo), 0, 0)  # each window's corner
-        step = (np.arange(kh)[:, None] * W + np.arange(kw)).ravel()  # offset a*kw + b is a*W + b cells on
-        return r0 * W + c0 + step[self.offset]
+        start, step = _window_starts(self.geometry)  # each window's corner + the winner's offset
+        return start + step[self.offset]
 
     rows = property(lambda self: self.argmax // self.geometry.in_size[1])
     cols = property(lambda self: self.argmax % self.geometry.in_size[1])
 
 
-def _pool_input(x, kernel_size, stride, padding, fn: str):
+def _pool_input(x, kernel_size, stride, padding, fn: str, ties: str = "first"):
+    if ties not in TIES_POLICIES:
+        raise ValueError(f"ties must be one of {TIES_POLICIES}, got {ties!r}")
     x = _as_float(x, "x")
     if x.ndim < 2:
         raise ValueError(f"x must have at least 2 dimensions (..., H, W) for {fn}, got shape {x.shape}")
     return x, WindowGeometry.of(x.shape, kernel_size, stride, padding, pool=True)
-
-
-def _check_ties(ties: str) -> None:
-    if ties not in TIES_POLICIES:
-        raise ValueError(f"ties must be one of {TIES_POLICIES}, got {ties!r}")
 
 
 def _first_max(values) -> int:
@@ -282,9 +309,8 @@ def maxpool2d_forward_naive(x, kernel_size, stride=None, padding=0, ties="first"
     maximum in row-major order; a NaN beats everything (and a later NaN beats an earlier one, as in
     PyTorch); padded cells never win.
     """
-    _check_ties(ties)
-    x, geo = _pool_input(x, kernel_size, stride, padding, "maxpool2d_forward_naive")
-    (kh, kw), (Ho, Wo), (H, W) = geo.kernel_size, geo.out_size, geo.in_size
+    x, geo = _pool_input(x, kernel_size, stride, padding, "maxpool2d_forward_naive", ties)
+    (kh, kw), (Ho, Wo) = geo.kernel_size, geo.out_size
     out = np.empty(x.shape[:-2] + (Ho, Wo), dtype=x.dtype)
     offset = np.empty(out.shape, dtype=np.intp)
     for idx in np.ndindex(*out.shape):
@@ -301,8 +327,7 @@ def maxpool2d_backward_naive(dout, cache):
     again and ``+=`` its gradient onto them (``+=``, not ``=``: Chapter 3's overlapping windows)."""
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
     dout = _check_dout(dout, cache.out.shape, cache.x.dtype)
-    geo = cache.geometry
-    (kh, kw), (H, W) = geo.kernel_size, geo.in_size
+    geo, (kh, kw) = cache.geometry, cache.geometry.kernel_size
     dx = np.zeros(cache.x.shape, dtype=dout.dtype)
     for idx in np.ndindex(*dout.shape):
         *lead, i, j = idx
@@ -335,47 +360,45 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
     -------
     out : array ``(..., Ho, Wo)`` with ``Ho = floor((H + 2p - k) / s) + 1``.
     cache : :class:`MaxPoolCache`.
+
+    Vectorised over the windows: loop over the ``kh * kw`` offsets, and at each offset compare
+    every window's cell there with the best so far (strictly greater: the first maximum stays).
     """
-    _check_ties(ties)
-    x, geo = _pool_input(x, kernel_size, stride, padding, "maxpool2d_forward")
-    (ph, pw), (sh, sw), kw = geo.padding, geo.stride, geo.kernel_size[1]
-    xp, offsets = _pad(x, geo, -np.inf), _offsets(geo)
+    x, geo = _pool_input(x, kernel_size, stride, padding, "maxpool2d_forward", ties)
+    (ph, pw), (sh, sw), (kh, kw), (Ho, Wo) = geo.padding, geo.stride, geo.kernel_size, geo.out_size
+    win = _windows(np.ascontiguousarray(_pad(x, geo, -np.inf)), geo)
+    out = win[..., 0, 0].copy()
+    offset = np.zeros(out.shape, dtype=np.int32)
     if ph or pw:  # start at each window's first real cell: padding never wins, not even over a real -inf
-        Ho, Wo = geo.out_size
         a0 = np.maximum(ph - sh * np.arange(Ho), 0)[:, None]
-        b0 = np.maximum(pw - sw * np.arange(Wo), 0)[None, :]
-        out = np.full(x.shape[:-2] + (Ho, Wo), -np.inf, dtype=x.dtype)
-        offset = np.zeros(out.shape, dtype=np.int32) + (a0 * kw + b0).astype(np.int32)
-    else:  # start at offset (0, 0)
-        _, _, rows, cols = next(offsets)
-        out = xp[..., rows, cols].copy()
-        offset = np.zeros(out.shape, dtype=np.int32)
+        b0 = np.maximum(pw - sw * np.arange(Wo), 0)
+        out[...] = win[..., np.arange(Ho)[:, None], np.arange(Wo), a0, b0]
+        offset += (a0 * kw + b0).astype(np.int32)
     beats = np.empty(out.shape, dtype=bool)
-    for a, b, rows, cols in offsets:
-        v = xp[..., rows, cols]
-        np.greater(v, out, out=beats)           # strictly greater: the first maximum stays
-        np.maximum(out, v, out=out)             # (np.maximum lets a NaN through)
+    for a, b in itertools.islice(_offsets(geo), 1, None):
+        v = win[..., a, b]
+        np.greater(v, out, out=beats)                                 # strictly greater: the first maximum stays
+        np.maximum(out, v, out=out)                                   # (np.maximum lets a NaN through)
         np.maximum(offset, beats * np.int32(a * kw + b), out=offset)  # offsets only grow
     nan = np.isnan(out)
     if nan.any():  # a NaN wins its window; PyTorch keeps the last NaN it meets
-        for a, b, rows, cols in _offsets(geo):
-            offset[nan & np.isnan(xp[..., rows, cols])] = a * kw + b
+        for a, b in _offsets(geo):
+            offset[nan & np.isnan(win[..., a, b])] = a * kw + b
     return out, MaxPoolCache(geo, ties, offset, out.copy(), x)  # a caller may edit `out`
 
 
 def _shares(cache: MaxPoolCache) -> np.ndarray:
     """``(..., Ho, Wo, kh, kw)``: the share of each window's gradient each offset receives."""
     geo = cache.geometry
-    (kh, kw), (Ho, Wo) = geo.kernel_size, geo.out_size
-    shares = np.zeros(cache.out.shape + (kh, kw), dtype=cache.x.dtype)
+    (kh, kw), (Ho, Wo), out = geo.kernel_size, geo.out_size, cache.out[..., None, None]
     if cache.ties == "first":
-        np.put_along_axis(shares.reshape(cache.out.shape + (kh * kw,)), cache.offset[..., None], 1, axis=-1)
-        return shares
-    xp, out = _pad(cache.x, geo, -np.inf), cache.out
-    i, j = np.arange(Ho)[:, None], np.arange(Wo)[None, :]
-    for a, b, rows, cols in _offsets(geo):
-        v = xp[..., rows, cols]
-        shares[..., a, b] = ((v == out) | (np.isnan(v) & np.isnan(out))) & geo.is_real(i, j, a, b)
+        shares = np.zeros(out.shape[:-2] + (kh * kw,), dtype=cache.x.dtype)
+        np.put_along_axis(shares, cache.offset[..., None], 1, axis=-1)
+        return shares.reshape(out.shape[:-2] + (kh, kw))
+    win = _windows(np.ascontiguousarray(_pad(cache.x, geo, -np.inf)), geo)
+    real = geo.is_real(np.arange(Ho)[:, None, None, None], np.arange(Wo)[:, None, None], np.arange(kh)[:, None],
+                       np.arange(kw))
+    shares = (((win == out) | (np.isnan(win) & np.isnan(out))) & real).astype(cache.x.dtype)
     if cache.ties == "split":
         shares /= shares.sum(axis=(-2, -1), keepdims=True)
     return shares
@@ -390,18 +413,15 @@ def maxpool2d_backward(dout, cache):
     """
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
     dout = _check_dout(dout, cache.out.shape, cache.x.dtype)
+    x, geo = cache.x, cache.geometry
     if cache.ties == "first":  # window (i, j) adds dout[..., i, j] onto its winner; overlaps add up
-        (H, W), lead = cache.geometry.in_size, cache.x.shape[:-2]
-        maps = np.arange(int(np.prod(lead))).reshape(lead + (1, 1)) * (H * W)  # where each map starts
-        dx = np.bincount((cache.argmax + maps).ravel(), weights=dout.ravel(), minlength=cache.x.size)
-        return dx.reshape(cache.x.shape).astype(dout.dtype, copy=False)
-    shares = _shares(cache)
-    finite = np.isfinite(dout).all()
-
-    def part(a, b):  # what offset (a, b) of every window receives
-        routed = dout * shares[..., a, b]
-        return routed if finite else np.where(shares[..., a, b] != 0, routed, dout.dtype.type(0))  # no inf*0
-    return _scatter(cache.geometry, cache.x.shape[:-2], part, dout.dtype)
+        lead, plane = x.shape[:-2], geo.in_size[0] * geo.in_size[1]
+        maps = np.arange(0, math.prod(lead) * plane, plane).reshape(lead + (1, 1))  # where each map starts
+        dx = np.bincount((cache.argmax + maps).ravel(), weights=dout.ravel(), minlength=x.size)
+        return dx.reshape(x.shape).astype(dout.dtype, copy=False)
+    shares, d = _shares(cache), dout[..., None, None]
+    parts = np.where(shares != 0, d * shares, dout.dtype.type(0))  # never inf * 0 = NaN
+    return _crop(_add_windows(_zeros_padded(x.shape[:-2], geo, dout.dtype), geo, parts), geo)
 
 
 def maxpool2d_winners(x, kernel_size, stride=None, padding=0, ties="first"):
@@ -425,8 +445,8 @@ def maxpool2d_mask(cache):
     ``ties="all"`` or ``"split"`` every tied maximum is counted (Chapter 3).
     """
     _check_cache(cache, MaxPoolCache, "maxpool2d_forward")
-    won = _shares(cache) > 0
-    return _scatter(cache.geometry, cache.x.shape[:-2], lambda a, b: won[..., a, b], np.int64)
+    won, geo = (_shares(cache) > 0).astype(np.int64), cache.geometry
+    return _crop(_add_windows(_zeros_padded(cache.x.shape[:-2], geo, np.int64), geo, won), geo)
 
 
 def expand_gradient(dout, kernel_size):
@@ -465,10 +485,10 @@ def avgpool2d_forward(x, kernel_size, stride=None, padding=0):
     zeros included.  Returns ``(out, AvgPoolCache)``.
     """
     x, geo = _pool_input(x, kernel_size, stride, padding, "avgpool2d_forward")
-    xp = _pad(x, geo, 0)
+    win = _windows(np.ascontiguousarray(_pad(x, geo, 0)), geo)
     out = np.zeros(x.shape[:-2] + geo.out_size, dtype=x.dtype)
-    for a, b, rows, cols in _offsets(geo):
-        out += xp[..., rows, cols]
+    for a, b in _offsets(geo):
+        out += win[..., a, b]
     out /= x.dtype.type(geo.kernel_size[0] * geo.kernel_size[1])
     return out, AvgPoolCache(geo, x.shape, out.shape, x.dtype)
 
@@ -478,8 +498,9 @@ def avgpool2d_backward(dout, cache):
     summed over the windows that contain it.  ``dout (..., Ho, Wo)`` -> ``dx (..., H, W)``."""
     _check_cache(cache, AvgPoolCache, "avgpool2d_forward")
     dout = _check_dout(dout, cache.out_shape, cache.dtype)
-    share = dout / dout.dtype.type(cache.kernel_size[0] * cache.kernel_size[1])
-    return _scatter(cache.geometry, cache.x_shape[:-2], lambda a, b: share, dout.dtype)
+    (kh, kw), geo = cache.kernel_size, cache.geometry
+    share = np.broadcast_to((dout / dout.dtype.type(kh * kw))[..., None, None], dout.shape + (kh, kw))
+    return _crop(_add_windows(_zeros_padded(cache.x_shape[:-2], geo, dout.dtype), geo, share), geo)
 
 
 # ---------------------------------------------------------------------------
@@ -507,12 +528,8 @@ def _conv_input(x, w, b, stride, padding):
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"channel mismatch: x has C={x.shape[1]} channels (shape {x.shape}) but w "
                          f"expects C={w.shape[1]} (shape {w.shape})")
-    dtype = np.result_type(x.dtype, w.dtype)
-    if b is not None:
-        b = _as_float(b, "b")
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"b must have shape (F,) = {(w.shape[0],)} to match w {w.shape}, got {b.shape}")
-        dtype = np.result_type(dtype, b.dtype)
+    b = _bias(b, w.shape[0], w, "(F,)")
+    dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
     geo = WindowGeometry.of(x.shape, w.shape[2:], stride, padding, pool=False)
     return x.astype(dtype, copy=False), w.astype(dtype, copy=False), b, geo
 
@@ -547,15 +564,11 @@ def conv2d_backward_naive(dout, cache):
     return _crop(dxp, geo), dw, dout.sum(axis=(0, 2, 3))
 
 
-def _im2col(xp: np.ndarray, geo: WindowGeometry) -> np.ndarray:
-    """The offset loop for convolution: padded ``xp (n, C, Hp, Wp)`` -> columns ``(C*kh*kw, n*Ho*Wo)``,
-    row ``c*kh*kw + a*kw + b`` holding channel ``c`` at window offset ``(a, b)`` of every window."""
-    (n, C), (kh, kw), (Ho, Wo) = xp.shape[:2], geo.kernel_size, geo.out_size
-    cols = np.empty((C, kh, kw, n, Ho, Wo), dtype=xp.dtype)
-    xt = xp.transpose(1, 0, 2, 3)
-    for a, b, rows, cs in _offsets(geo):
-        cols[:, a, b] = xt[..., rows, cs]
-    return cols.reshape(C * kh * kw, n * Ho * Wo)
+def _im2col(win: np.ndarray) -> np.ndarray:
+    """The windows ``(n, C, Ho, Wo, kh, kw)`` copied out as columns ``(C*kh*kw, n*Ho*Wo)``: row
+    ``c*kh*kw + a*kw + b`` holds channel ``c`` at window offset ``(a, b)`` of every window."""
+    n, C, Ho, Wo, kh, kw = win.shape
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, n * Ho * Wo)
 
 
 def im2col(x, kernel_size, stride=1, padding=0):
@@ -568,8 +581,8 @@ def im2col(x, kernel_size, stride=1, padding=0):
     x = _as_float(x, "x")
     _check_ndim(x, "x", 4, "(N, C, H, W)")
     geo = WindowGeometry.of(x.shape, kernel_size, stride, padding, pool=False)
-    cols = _im2col(_pad(x, geo, 0), geo)
-    return np.ascontiguousarray(cols.reshape(len(cols), x.shape[0], -1).transpose(1, 0, 2))
+    win = _windows(np.ascontiguousarray(_pad(x, geo, 0)), geo)  # (N, C, Ho, Wo, kh, kw)
+    return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(x.shape[0], -1, math.prod(geo.out_size))
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -585,8 +598,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     if cols.shape != (N, C * kh * kw, Ho * Wo):
         raise ValueError(f"cols must have shape {(N, C * kh * kw, Ho * Wo)} for x_shape {tuple(x_shape)}, "
                          f"got {cols.shape}")
-    c6 = cols.reshape(N, C, kh, kw, Ho, Wo)
-    return _scatter(geo, (N, C), lambda a, b: c6[:, :, a, b], cols.dtype)
+    parts = cols.reshape(N, C, kh, kw, Ho, Wo).transpose(0, 1, 4, 5, 2, 3)
+    return _crop(_add_windows(_zeros_padded((N, C), geo, cols.dtype), geo, parts), geo)
 
 
 def _chunks(geo: WindowGeometry, x: np.ndarray, budget: int = 4 << 20):
@@ -614,10 +627,10 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """
     x, w, b, geo = _conv_input(x, w, b, stride, padding)
     N, F, (Ho, Wo) = x.shape[0], w.shape[0], geo.out_size
-    xp, w2 = _pad(x, geo, 0), w.reshape(F, -1)
+    win, w2 = _windows(np.ascontiguousarray(_pad(x, geo, 0)), geo), w.reshape(F, -1)
     out = np.empty((N, F, Ho * Wo), dtype=x.dtype)
     for s in _chunks(geo, x):  # (F, C*kh*kw) @ (C*kh*kw, n*Ho*Wo) -> (F, n, Ho*Wo)
-        out[s] = (w2 @ _im2col(xp[s], geo)).reshape(F, -1, Ho * Wo).transpose(1, 0, 2)
+        out[s] = (w2 @ _im2col(win[s])).reshape(F, -1, Ho * Wo).transpose(1, 0, 2)
     if b is not None:
         out += b.astype(x.dtype, copy=False)[:, None]
     return out.reshape(N, F, Ho, Wo), ConvCache(geo, x, w, b is not None)
@@ -637,15 +650,15 @@ def conv2d_backward(dout, cache):
     _check_cache(cache, ConvCache, "conv2d_forward")
     dout = _check_dout(dout, cache.out_shape, cache.x.dtype)
     geo, x, w = cache.geometry, cache.x, cache.w.astype(dout.dtype, copy=False)
-    (N, C), F, (kh, kw), (Ho, Wo) = x.shape[:2], w.shape[0], geo.kernel_size, geo.out_size
-    xp = _pad(x, geo, 0).astype(dout.dtype, copy=False)
-    dxp, wT = np.zeros(xp.shape, dtype=dout.dtype), np.ascontiguousarray(w.reshape(F, -1).T)
+    (C, F), (kh, kw), (Ho, Wo) = w.shape[1::-1], geo.kernel_size, geo.out_size
+    win = _windows(np.ascontiguousarray(_pad(x, geo, 0), dtype=dout.dtype), geo)
+    dxp, wT = _zeros_padded(x.shape[:2], geo, dout.dtype), np.ascontiguousarray(w.reshape(F, -1).T)
     dw = np.zeros((F, C * kh * kw), dtype=dout.dtype)
     for s in _chunks(geo, x):  # recompute the columns chunk by chunk rather than keep them all
-        g = np.ascontiguousarray(dout[s].transpose(1, 0, 2, 3)).reshape(F, -1)  # (F, n*Ho*Wo)
-        dw += g @ _im2col(xp[s], geo).T
-        dcols = (wT @ g).reshape(C, kh, kw, -1, Ho, Wo)
-        _add_windows(dxp[s].transpose(1, 0, 2, 3), geo, lambda a, b: dcols[:, a, b])  # col2im
+        g = dout[s].transpose(1, 0, 2, 3).reshape(F, -1)  # (F, n*Ho*Wo)
+        dw += g @ _im2col(win[s]).T
+        dcols = (wT @ g).reshape(C, kh, kw, -1, Ho, Wo).transpose(3, 0, 4, 5, 1, 2)  # (n, C, Ho, Wo, kh, kw)
+        _add_windows(dxp[s], geo, dcols)  # col2im
     return _crop(dxp, geo), dw.reshape(w.shape), dout.sum(axis=(0, 2, 3))
 
 
@@ -723,12 +736,7 @@ def relu_backward(dout, cache):
     """``dx = dout * (x > 0)`` (Chapter 4): the derivative at exactly 0 is 0, as in PyTorch."""
     _check_cache(cache, ReluCache, "relu_forward")
     dout = _check_dout(dout, cache.mask.shape, cache.dtype)
-    if np.isfinite(dout).all():  # fast; the same values as np.where when nothing is inf or NaN
-        dx = dout * cache.mask
-    else:
-        dx = np.where(cache.mask, dout, dout.dtype.type(0))  # never inf * 0 = NaN
-    dx += dx.dtype.type(0)  # -0.0 (a negative gradient times False) becomes 0.0, as in PyTorch
-    return dx
+    return np.where(cache.mask, dout, dout.dtype.type(0))  # not dout * mask: inf * 0 = NaN, -3 * 0 = -0.0
 
 
 @dataclass(repr=False)
@@ -749,7 +757,7 @@ def flatten_forward(x):
 def flatten_backward(dout, cache):
     """Reshape ``dout (N, D)`` back to the input's shape: flattening only moves values (Chapter 6)."""
     _check_cache(cache, FlattenCache, "flatten_forward")
-    n, d = cache.x_shape[0], int(np.prod(cache.x_shape[1:], dtype=np.int64))
+    n, d = cache.x_shape[0], math.prod(cache.x_shape[1:])
     dout = _as_float(dout, "dout")
     if dout.shape != (n, d):
         raise ValueError(f"dout must have shape {(n, d)} (the flattened {cache.x_shape}), got {dout.shape}")
@@ -772,12 +780,8 @@ def dense_forward(x, w, b=None):
     _check_ndim(w, "w", 2, "(D, M)")
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x (N, D) = {x.shape} and w (D, M) = {w.shape} disagree on D")
-    dtype = np.result_type(x.dtype, w.dtype)
-    if b is not None:
-        b = _as_float(b, "b")
-        if b.shape != (w.shape[1],):
-            raise ValueError(f"b must have shape (M,) = {(w.shape[1],)} to match w {w.shape}, got {b.shape}")
-        dtype = np.result_type(dtype, b.dtype)  # the same promotion as conv2d_forward
+    b = _bias(b, w.shape[1], w, "(M,)")
+    dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)  # the same promotion as conv2d_forward
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     out = x @ w
     if b is not None:
@@ -842,9 +846,10 @@ def l2_loss(pred, target):
     p, t = _as_float(pred, "pred"), _as_float(target, "target")
     if p.shape != t.shape:
         raise ValueError(f"pred {p.shape} and target {t.shape} must have the same shape")
-    _check_finite(p, "pred")
-    _check_finite(t, "target")
     diff = p - t
+    if not np.isfinite(diff).all():  # finite inputs give a finite difference, barring overflow
+        _check_finite(p, "pred")
+        _check_finite(t, "target")
     return diff.dtype.type(0.5 * np.sum(diff * diff)), diff
 
 
