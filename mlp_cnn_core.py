@@ -207,6 +207,10 @@ def _offsets(geo: WindowGeometry):
 def _add_windows(dxp: np.ndarray, geo: WindowGeometry, parts: np.ndarray) -> np.ndarray:
     """The backward of :func:`_windows`: ``+=`` each ``parts[..., i, j, a, b]`` onto the cell of the
     padded ``dxp`` it was read from (overlapping windows accumulate), one offset at a time."""
+    if parts.size <= _SMALL:  # one np.bincount over every cell's flat index costs less than kh*kw calls
+        sums = np.bincount(_cell_index(geo, dxp.shape).ravel(), parts.ravel(), minlength=dxp.size)
+        dxp += sums.reshape(dxp.shape).astype(dxp.dtype, copy=False)
+        return dxp
     win = _windows(dxp, geo)
     for a, b in _offsets(geo):
         win[..., a, b] += parts[..., a, b]
@@ -217,6 +221,15 @@ def _zeros_padded(lead: Tuple[int, ...], geo: WindowGeometry, dtype) -> np.ndarr
     """Zeros of the padded input's shape; they start as +0.0, so no routed gradient is ever -0.0."""
     (ph, pw), (H, W) = geo.padding, geo.in_size
     return np.zeros(lead + (H + 2 * ph, W + 2 * pw), dtype=dtype)
+
+
+_SMALL = 4096  # arrays this small take a path with fewer numpy calls (each costs about a microsecond)
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_index(geo: WindowGeometry, shape: Tuple[int, ...]) -> np.ndarray:
+    """The flat index of every cell of :func:`_windows` in a padded array of ``shape``."""
+    return _windows(np.arange(math.prod(shape)).reshape(shape), geo)
 
 
 @functools.lru_cache(maxsize=64)
@@ -367,6 +380,9 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
     x, geo = _pool_input(x, kernel_size, stride, padding, "maxpool2d_forward", ties)
     (ph, pw), (sh, sw), (kh, kw), (Ho, Wo) = geo.padding, geo.stride, geo.kernel_size, geo.out_size
     win = _windows(np.ascontiguousarray(_pad(x, geo, -np.inf)), geo)
+    if not (ph or pw) and win.size <= _SMALL:  # small: numpy's argmax (the first maximum) in one call
+        cells = win.reshape(win.shape[:-2] + (kh * kw,))  # a copy, each window's cells in a row
+        return _fix_nan(cells.max(axis=-1), cells.argmax(axis=-1).astype(np.int32), win, geo, ties, x)
     out = win[..., 0, 0].copy()
     offset = np.zeros(out.shape, dtype=np.int32)
     if ph or pw:  # start at each window's first real cell: padding never wins, not even over a real -inf
@@ -380,10 +396,15 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0, ties="first"):
         np.greater(v, out, out=beats)                                 # strictly greater: the first maximum stays
         np.maximum(out, v, out=out)                                   # (np.maximum lets a NaN through)
         np.maximum(offset, beats * np.int32(a * kw + b), out=offset)  # offsets only grow
+    return _fix_nan(out, offset, win, geo, ties, x)
+
+
+def _fix_nan(out, offset, win, geo, ties, x):
+    """A NaN wins its window, and PyTorch keeps the last NaN it meets; returns ``(out, cache)``."""
     nan = np.isnan(out)
-    if nan.any():  # a NaN wins its window; PyTorch keeps the last NaN it meets
+    if nan.any():
         for a, b in _offsets(geo):
-            offset[nan & np.isnan(win[..., a, b])] = a * kw + b
+            offset[nan & np.isnan(win[..., a, b])] = a * geo.kernel_size[1] + b
     return out, MaxPoolCache(geo, ties, offset, out.copy(), x)  # a caller may edit `out`
 
 
@@ -736,7 +757,11 @@ def relu_backward(dout, cache):
     """``dx = dout * (x > 0)`` (Chapter 4): the derivative at exactly 0 is 0, as in PyTorch."""
     _check_cache(cache, ReluCache, "relu_forward")
     dout = _check_dout(dout, cache.mask.shape, cache.dtype)
-    return np.where(cache.mask, dout, dout.dtype.type(0))  # not dout * mask: inf * 0 = NaN, -3 * 0 = -0.0
+    if not np.isfinite(dout).all():
+        return np.where(cache.mask, dout, dout.dtype.type(0))  # never inf * 0 = NaN (np.where is slower)
+    dx = dout * cache.mask
+    dx += dx.dtype.type(0)  # -0.0 (a negative gradient times False) becomes 0.0, as in PyTorch
+    return dx
 
 
 @dataclass(repr=False)
