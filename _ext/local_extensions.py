@@ -14,6 +14,9 @@ single JavaScript error and without a request for a missing script or font.
   the names the manager's build gave them; the build copies the fonts vendored in
   ``_static/widget-fonts/`` (with their license) there.
 
+- Each page's download menu also offers the whole book as one PDF (``scripts/book_pdf.py`` prints
+  it next to the pages; the Pages workflow publishes it).
+
 - ``_static/mathjax2_shim.js`` (Jupyter Book puts every script of ``_static/`` on every page)
   runs first, before MathJax's configuration: the widget manager typesets labels with MathJax 2's
   API while the book loads MathJax 3.
@@ -116,8 +119,21 @@ def ship_widget_assets(app: Sphinx, exception) -> None:
                 shutil.copyfile(license_file, folder / "anywidget.LICENSE.txt")
 
 
+BOOK_PDF = "cnn-backprop-book.pdf"  # the whole book, printed by scripts/book_pdf.py next to the pages
+
+
+def offer_book_pdf(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Each page's download menu offers the whole book as one PDF too."""
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].append({"type": "link", "url": context["pathto"](BOOK_PDF, 1),
+                                     "text": "book (.pdf)", "tooltip": "The whole book as one PDF",
+                                     "icon": "fas fa-book", "label": "download-book-pdf-button"})
+
+
 def setup(app: Sphinx):
     app.connect("config-inited", load_shim_first)
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
+    app.connect("html-page-context", offer_book_pdf, priority=600)
     app.connect("build-finished", ship_widget_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -361,6 +361,11 @@ class SeededExplorable(Explorable):
 
 def rebuild(kind: str, config: Dict[str, Any]) -> Explorable:
     """The explorable ``kind`` recomputed from its saved ``config`` (with the current core)."""
+    if kind not in REGISTRY:  # its module may not be imported yet
+        import importlib
+        import pkgutil
+        for mod in pkgutil.iter_modules([str(pathlib.Path(__file__).parent)]):
+            importlib.import_module(f"{__package__}.{mod.name}")
     if kind not in REGISTRY:
         raise ValueError(f"unknown explorable {kind!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[kind](**config)

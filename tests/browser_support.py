@@ -123,14 +123,8 @@ def recompute(saved: Dict[str, Any]):
     """The saved explorable rebuilt from its kind and config with the current core."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import importlib
-    import pkgutil
+    from cnnviz.explorable import rebuild  # imports the module that defines the kind
 
-    import cnnviz
-    from cnnviz.explorable import rebuild
-
-    for mod in pkgutil.iter_modules(cnnviz.__path__):  # every module that defines explorables
-        importlib.import_module(f"cnnviz.{mod.name}")
     return rebuild(saved["kind"], saved["config"])
 
 

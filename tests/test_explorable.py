@@ -162,3 +162,13 @@ def test_a_seeded_explorable_draws_the_next_input_on_new():
     with pytest.raises(ValueError, match="no action 'other'"):
         w.run_action("other")
     assert w.config["seed"] == 4
+
+
+def test_rebuild_finds_a_kind_whose_module_is_not_imported_yet():
+    import subprocess
+    import sys
+    code = ("from cnnviz.explorable import rebuild\n"
+            "w = rebuild('MaxPoolRouting', {'seed': 12, 'x': None})\n"
+            "print(type(w).__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "cnnviz.maxpool"
