@@ -114,3 +114,16 @@ def test_core_never_imports_plotting_or_torch():
     src = (ROOT / "mlp_cnn_core.py").read_text()
     imports = re.findall(r"^\s*(?:import|from)\s+(\w+)", src, re.M)
     assert set(imports) <= {"__future__", "math", "numbers", "dataclasses", "typing", "numpy"}, imports
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_explorables_carry_the_current_browser_view(path):
+    """A page draws its explorables with the view saved in the notebook: re-run the notebook
+    (scripts/run_notebooks.py) after editing cnnviz/static/."""
+    nb = json.loads(path.read_text())
+    models = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    static = ROOT / "cnnviz" / "static"
+    for m in models.get("state", {}).values():
+        if m["model_name"] == "AnyModel":
+            assert m["state"]["_esm"] == (static / "explorable.js").read_text(), f"{path.name}: stale explorable.js"
+            assert m["state"]["_css"] == (static / "explorable.css").read_text(), f"{path.name}: stale explorable.css"
