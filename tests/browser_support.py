@@ -103,6 +103,8 @@ def page_explorables(html_text: str) -> List[Dict[str, Any]]:
             return
         st = model.get("state", {})
         if model.get("model_module") == "anywidget" and "kind" in st and "config" in st:
+            if isinstance(st.get("states"), str):  # stored as one JSON text
+                st = {**st, "states": json.loads(st["states"])}
             found.append(st)
         for child in _children(st):
             visit(child)
