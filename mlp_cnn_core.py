@@ -165,6 +165,18 @@ class WindowGeometry:
         it lies outside ``[0, H) x [0, W)`` when it is a padded cell."""
         return i * self.stride[0] - self.padding[0] + a, j * self.stride[1] - self.padding[1] + b
 
+    def cells(self, i, j):
+        """The input cells ``(row, col)`` of window ``(i, j)`` in row-major order, padding left out."""
+        (kh, kw), (H, W) = self.kernel_size, self.in_size
+        at = (self.input_cell(i, j, a, b) for a in range(kh) for b in range(kw))
+        return [(r, c) for r, c in at if 0 <= r < H and 0 <= c < W]
+
+    def windows_of(self, r, c):
+        """The windows ``(i, j)`` that contain input cell ``(r, c)``, in row-major order."""
+        (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = self.kernel_size, self.stride, self.padding, self.out_size
+        rows = [i for i in range(Ho) if 0 <= r + ph - i * sh < kh]
+        return [(i, j) for i in rows for j in range(Wo) if 0 <= c + pw - j * sw < kw]
+
     def is_real(self, i, j, a, b):
         """True where offset ``(a, b)`` of window ``(i, j)`` is a cell of the input, not padding."""
         r, c = self.input_cell(i, j, a, b)

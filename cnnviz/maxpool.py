@@ -158,7 +158,7 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
 
     All numbers come from ``mlp_cnn_core``: the winners from the forward pass's cache
     (``rows``, ``cols``), the tied maxima from ``maxpool2d_winners(..., ties="all")``, the window
-    positions from ``cache.geometry``.
+    positions and memberships from ``cache.geometry``.
     """
     x = np.asarray(x, dtype=float)
     dout = np.asarray(dout, dtype=float)
@@ -172,23 +172,16 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
     Ho, Wo = y.shape
     fmt = format_value
 
-    def cells_of(i, j):  # the input cells of window (i, j), row-major
-        return [geo.input_cell(i, j, a, b) for a in range(k) for b in range(k)]
-
     def box(i, j):
         r0, c0 = geo.input_cell(i, j, 0, 0)
         return window("x", r0, c0, k, k)
 
-    maxima = {(i, j): [rc for rc, t in zip(cells_of(i, j), tied[i, j].ravel()) if t > 0]
+    # no padding here: every window's k*k cells are input cells, in row-major order like `tied`
+    maxima = {(i, j): [rc for rc, t in zip(geo.cells(i, j), tied[i, j].ravel()) if t > 0]
               for i in range(Ho) for j in range(Wo)}
-    inside = {}
-    for i in range(Ho):
-        for j in range(Wo):
-            for rc in cells_of(i, j):
-                inside.setdefault(rc, []).append((i, j))
     tied_losers = {rc for m in maxima.values() if len(m) > 1 for rc in m} - {
         (int(r), int(c)) for r, c in zip(*np.nonzero(won))}
-    x_cls = [["win" if won[r, c] else "tie" if (r, c) in tied_losers else "" if (r, c) in inside else "dim"
+    x_cls = [["win" if won[r, c] else "tie" if (r, c) in tied_losers else "" if geo.windows_of(r, c) else "dim"
               for c in range(W)] for r in range(H)]
     lim = float(np.max(np.abs(dx))) or 1.0
     panels = [
@@ -213,7 +206,7 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
             links[cell_id("y", i, j)] = links[cell_id("dy", i, j)] = link(cells, [box(i, j)], text)
     for r in range(H):
         for c in range(W):
-            ins = inside.get((r, c), [])
+            ins = geo.windows_of(r, c)
             wins = [(i, j) for i, j in ins if (rows[i, j], cols[i, j]) == (r, c)]
             if not ins:
                 text = f"x[{r},{c}] lies in no window: dL/dx[{r},{c}] = 0."
@@ -237,7 +230,7 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
     if several:
         caption += (f" {several} cell{'s win' if several > 1 else ' wins'} several windows and "
                     f"receive{'' if several > 1 else 's'} the sum of their gradients.")
-    lonely = sum(1 for r in range(H) for c in range(W) if (r, c) not in inside)
+    lonely = sum(1 for r in range(H) for c in range(W) if not geo.windows_of(r, c))
     if lonely:
         caption += f" {lonely} cell{'s lie' if lonely > 1 else ' lies'} in no window (greyed)."
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("y", 0, 0)}

@@ -104,16 +104,6 @@ def pooling_state(x: np.ndarray, window: int, stride: int, padding: int, dy=None
                         core.maxpool2d_mask(cmax), cmax.rows, cmax.cols, cmax.geometry)
 
 
-def _window_cells(geo: core.WindowGeometry, i: int, j: int):
-    """``(real, padded)``: the input cells of window ``(i, j)`` inside the input, and how many
-    of its positions are padding."""
-    kh, kw = geo.kernel_size
-    H, W = geo.in_size
-    cells = [geo.input_cell(i, j, a, b) for a in range(kh) for b in range(kw)]
-    real = [(r, c) for r, c in cells if 0 <= r < H and 0 <= c < W]
-    return real, len(cells) - len(real)
-
-
 def compare_state(st: PoolingState) -> dict:
     """What the explorable draws for a :class:`PoolingState`: the input with its padding ring
     (max-pool winners ``win``), dL/dY, the max-pool dX and the mean-pool dX (one colour scale),
@@ -140,9 +130,10 @@ def compare_state(st: PoolingState) -> dict:
               classes=np.where(st.dx_mean != 0, "", "zero")),
     ]
     box = {(i, j): window("x", i * s, j * s, k, k) for i in range(Ho) for j in range(Wo)}
-    members = {(i, j): _window_cells(geo, i, j) for i in range(Ho) for j in range(Wo)}
     links = {}
-    for (i, j), (real, n_pad) in members.items():
+    for i, j in np.ndindex(Ho, Wo):
+        real = geo.cells(i, j)
+        n_pad = kk - len(real)
         r, c = int(st.rows[i, j]), int(st.cols[i, j])
         g = st.dy[i, j]
         text = (f"dL/dY[{i},{j}] = {fmt(g)}. Max pool: all of it to x[{r},{c}] = {fmt(st.x[r, c])}, the "
@@ -151,13 +142,9 @@ def compare_state(st: PoolingState) -> dict:
         cells = ([cell_id("dy", i, j), cell_id("x", r + p, c + p), cell_id("max", r, c)]
                  + [cell_id("mean", a, b) for a, b in real])
         links[cell_id("dy", i, j)] = link(cells, [box[i, j]], text)
-    inside = {}
-    for (i, j), (real, _) in members.items():
-        for cell in real:
-            inside.setdefault(cell, []).append((i, j))
     for r in range(H):
         for c in range(W):
-            ws = inside.get((r, c), [])
+            ws = geo.windows_of(r, c)
             won = [(i, j) for i, j in ws if (st.rows[i, j], st.cols[i, j]) == (r, c)]
             if not ws:
                 text = f"x[{r},{c}] lies in no window (the stride skips it): no gradient under either pooling."
@@ -175,7 +162,7 @@ def compare_state(st: PoolingState) -> dict:
     notes = []
     if s < k:
         notes.append("windows overlap: a cell in several windows adds up their gradients")
-    if not all(inside.get((r, c)) for r in range(H) for c in range(W)):
+    if not all(geo.windows_of(r, c) for r in range(H) for c in range(W)):
         notes.append("some cells lie in no window and get nothing under either pooling")
     if p:
         notes.append(f"mean pooling divides by {kk} at the border too (padded zeros count), "

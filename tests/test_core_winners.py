@@ -165,3 +165,18 @@ def test_window_geometry_is_a_frozen_named_record():
     assert not geo.is_real(2, 6, 2, 2) and geo.is_real(2, 5, 1, 2)
     with pytest.raises(Exception):
         geo.stride = (1, 1)
+
+
+@pytest.mark.parametrize("H, W, k, s, p", [(5, 5, 3, 2, 1), (6, 4, 2, 1, 0), (7, 7, 3, 3, 1), (4, 6, (2, 3), (1, 2), (1, 1))])
+def test_geometry_cells_and_windows_of_against_a_loop(H, W, k, s, p):
+    _, cache = core.maxpool2d_forward(np.zeros((H, W)), k, s, p)
+    geo = cache.geometry
+    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = geo.kernel_size, geo.stride, geo.padding, geo.out_size
+    for i in range(Ho):
+        for j in range(Wo):
+            want = [(r, c) for r in range(i * sh - ph, i * sh - ph + kh) for c in range(j * sw - pw, j * sw - pw + kw)
+                    if 0 <= r < H and 0 <= c < W]
+            assert geo.cells(i, j) == want
+    for r in range(H):
+        for c in range(W):
+            assert geo.windows_of(r, c) == [(i, j) for i in range(Ho) for j in range(Wo) if (r, c) in geo.cells(i, j)]
