@@ -42,10 +42,15 @@ order) gets the gradient and padding acts as -inf; average pooling divides by k�
 padded cells; ReLU'(0) = 0; cross-entropy is a batch mean.  In the docstrings ∂L/∂X is the
 gradient of the loss L with respect to an array X (it has X's shape); in code it is ``dx``,
 and ``dout`` is ∂L/∂Y for the layer's output Y.
+
+:func:`check_numerical_gradient` checks the reader's own finite-difference gradient (the
+tool that proves every other gradient), :func:`relative_error` is the comparison the book
+uses with it, and :func:`suspect_layers` hands out four layers, one with a planted bug,
+for the reader's gradient check to find.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -59,6 +64,10 @@ __all__ = [
     "check_avgpool_backward",
     "check_conv_backward",
     "check_softmax_cross_entropy",
+    "check_numerical_gradient",
+    "relative_error",
+    "suspect_layers",
+    "SuspectLayer",
     "CheckSummary",
 ]
 
@@ -1389,3 +1398,331 @@ def check_softmax_cross_entropy(fn: Callable[[np.ndarray, np.ndarray], tuple]) -
     first wrong case.
     """
     return _run(_SOFTMAX_CE, fn)
+
+
+# ---------------------------------------------------------------------------
+# The gradient check itself (pain point "it trains, so it's right")
+# ---------------------------------------------------------------------------
+
+class _Smooth:
+    """f(x) = ½ vᵀAv + bᵀv + c Σ v³ with v = x.ravel(): smooth, with an exact gradient.
+
+    A is symmetric with a diagonal of 6..9 and positive off-diagonal entries 1..2, so that
+    ∂²f/∂x_i² ≥ 3 everywhere the cases look (a one-sided difference is then off by more than
+    1e-6 at eps = 1e-6) and every entry's slope depends on every other entry (a point left moved
+    changes the next slopes)."""
+
+    def __init__(self, seed: int, size: int, cubic: float):
+        rng = np.random.default_rng(seed)
+        off = rng.integers(1, 3, size=(size, size)).astype(np.float64)
+        self.A = np.triu(off, 1) + np.triu(off, 1).T + np.diag(rng.integers(6, 10, size=size).astype(np.float64))
+        self.b = rng.integers(-3, 4, size=size).astype(np.float64)
+        self.c = cubic
+
+    def __call__(self, x: np.ndarray) -> float:
+        v = np.asarray(x, dtype=np.float64).ravel()
+        return float(0.5 * v @ self.A @ v + self.b @ v + self.c * np.sum(v ** 3))
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        v = np.asarray(x, dtype=np.float64).ravel()
+        return (self.A @ v + self.b + 3 * self.c * v ** 2).reshape(np.shape(x))
+
+
+class _Recorder:
+    """``f`` as the learner's function sees it: checks the shape of every point it is given and
+    remembers the points and the values (the evidence for the hints)."""
+
+    def __init__(self, f: _Smooth, shape: Tuple[int, ...]):
+        self.f, self.shape = f, shape
+        self.points: List[np.ndarray] = []
+        self.values: List[float] = []
+        self.__name__ = "f"
+
+    def __call__(self, x: Any) -> float:
+        arr = np.asarray(x)
+        if arr.shape != self.shape:
+            raise _BadCall(f"f was called with {_short(x)}; it takes an array of x's shape {self.shape}",
+                           "call f with an array of x's shape: move an entry of x itself (x[idx] += eps) or of "
+                           "a copy of the same shape, then pass that array (not a flattened or indexed piece)")
+        value = self.f(arr)
+        if len(self.points) < 2000:
+            self.points.append(np.array(arr, dtype=np.float64))
+            self.values.append(value)
+        return value
+
+    def __repr__(self) -> str:
+        return "f"
+
+
+def _gradcheck_case(name: str, tag: str, seed: int, shape: Tuple[int, ...], eps: float, cubic: float,
+                    focus: str, transpose: bool = False) -> _Case:
+    x = np.round(np.random.default_rng(seed).uniform(-1.5, 1.5, size=shape), 6)
+    if transpose:
+        x = np.ascontiguousarray(x.T).T  # the same values, stored column by column: the transpose of a C array
+    return _Case(name, tag, {"f": _Smooth(seed, x.size, cubic), "x": x, "eps": eps}, focus)
+
+
+def _gradcheck_prepare(case: _Case) -> Dict[str, Any]:
+    args = _copy_inputs(case)
+    args["f"] = _Recorder(case.inputs["f"], case.inputs["x"].shape)
+    return args
+
+
+def _is(value: float, target: float) -> bool:
+    return abs(value - target) <= 1e-6 * abs(target)
+
+
+def _entry(shape: Tuple[int, ...], flat: int) -> str:
+    return f"x{_fmt_index(tuple(int(i) for i in np.unravel_index(flat, shape)))}"
+
+
+def _trace_hint(case: _Case, args: Dict[str, Any], got: np.ndarray) -> Optional[str]:
+    """What the calls of f show: the points the learner's function evaluated f at."""
+    rec: _Recorder = args["f"]
+    x0, eps = case.inputs["x"], case.inputs["eps"]
+    shape, size = x0.shape, x0.size
+    if not rec.points:
+        return "your function never called f: the gradient comes from evaluating f at moved copies of x"
+    plus, minus, base = set(), set(), False
+    odd: Dict[int, float] = {}
+    multi: List[np.ndarray] = []
+    for point in rec.points:
+        d = (point - x0).ravel()
+        moved = np.flatnonzero(d)
+        if moved.size == 0:
+            base = True
+        elif moved.size == 1:
+            i, v = int(moved[0]), float(d[moved[0]])
+            if _is(v, eps):
+                plus.add(i)
+            elif _is(v, -eps):
+                minus.add(i)
+            else:
+                odd.setdefault(i, v)
+        else:
+            multi.append(d)
+    if not (plus or minus or odd or multi):
+        layout = ("; this x is not C-contiguous (a transposed view), so x.reshape(-1) and x.ravel() are copies: "
+                  "writing into them leaves x alone" if not x0.flags.c_contiguous else "")
+        return (f"f was called {len(rec.points)} times, always at x itself: your moves never reached the array "
+                f"you passed to f (a copy was moved, or two names for one array made +eps and -eps cancel)"
+                f"{layout}. Move x[idx] in the array you pass to f, for idx in np.ndindex(x.shape)")
+    if multi:
+        return _several_moved(multi[0], x0, eps)
+    never = [i for i in range(size) if i not in plus | minus | set(odd)]
+    if never:
+        seen = sorted(plus | minus | set(odd))
+        first_n = seen == list(range(len(seen)))
+        return (f"f never saw {_entry(shape, never[0])} moved: only {len(seen)} of the {size} entries of x were "
+                f"({', '.join(_entry(shape, i) for i in seen[:4])}{', ...' if len(seen) > 4 else ''}"
+                + (f": the first {len(seen)} in row-major order" if first_n else "")
+                + "). The loop must visit every entry: for idx in np.ndindex(x.shape), or for i in range(x.size) "
+                  "with x.flat[i]")
+    if odd:
+        i, step = next(iter(odd.items()))
+        return (f"f saw {_entry(shape, i)} moved by {step:.3g}, not by +eps or -eps (eps = {eps:g}): evaluate "
+                f"f at x + eps*e_i and at x - eps*e_i")
+    if plus != minus:
+        error = float(np.max(np.abs(got.astype(np.float64) - case.inputs["f"].gradient(x0))))
+        if plus and minus:  # some entries moved both ways, some one way only
+            i = min(plus ^ minus)
+            up, down = ("+", "-") if i in plus else ("-", "+")
+            return (f"f saw {_entry(shape, i)} moved by {up}eps but never by {down}eps: every entry needs both "
+                    f"points, (f(x + eps*e_i) - f(x - eps*e_i)) / (2*eps)")
+        up, down = ("+", "-") if plus else ("-", "+")
+        return (f"f was evaluated at x {up} eps*e_i{' and at x' if base else ''} but never at x {down} eps*e_i: "
+                f"a one-sided difference, whose error is about eps/2 * f'' (yours is off by up to {error:.1g} "
+                f"here); the central difference (f(x + eps*e_i) - f(x - eps*e_i)) / (2*eps) is off by about eps**2")
+    return _formula_hint(rec, x0, eps, got)
+
+
+def _several_moved(d: np.ndarray, x0: np.ndarray, eps: float) -> str:
+    """The first point at which f saw several entries of x moved at once."""
+    shape, size = x0.shape, x0.size
+    moved = np.flatnonzero(d)
+    alike = all(_is(v, d[moved[0]]) for v in d[moved])
+    if moved.size == size and alike:
+        return (f"f was called with every entry of x moved at once (x {'+' if d[moved[0]] > 0 else '-'} eps): that "
+                f"measures the slope along (1, 1, ..., 1), the sum of all the partial derivatives. Move one "
+                f"entry at a time: for idx in np.ndindex(x.shape)")
+    if x0.ndim > 1 and alike:
+        rows = {int(np.unravel_index(i, shape)[0]) for i in moved}
+        if len(rows) == 1 and moved.size == size // shape[0]:
+            r = rows.pop()
+            return (f"f was called with all of x[{r}] moved at once ({moved.size} entries): x has {x0.ndim} axes, "
+                    f"so x[i] is a whole slice and a loop for i in range(len(x)) moves slices. Move one entry at "
+                    f"a time: for idx in np.ndindex(x.shape), x[idx] += eps")
+    if all(_is(abs(v), eps) for v in d[moved]):
+        return (f"f was called with {moved.size} entries of x moved at once ({_entry(shape, moved[0])} and "
+                f"{_entry(shape, moved[-1])} among them): an entry was not put back before the next one moved. "
+                f"After its two evaluations restore it, x[idx] = old")
+    return (f"f was called at a point where {moved.size} entries differ from x ({_entry(shape, moved[0])} by "
+            f"{d[moved[0]]:.3g}): move one entry at a time, by +eps and by -eps, and put it back")
+
+
+def _formula_hint(rec: _Recorder, x0: np.ndarray, eps: float, got: np.ndarray) -> Optional[str]:
+    """The points were right (each entry moved by +eps and by -eps, one at a time): check the
+    arithmetic against the values f returned there."""
+    fp, fm = np.full(x0.size, np.nan), np.full(x0.size, np.nan)
+    for point, value in zip(rec.points, rec.values):
+        d = (point - x0).ravel()
+        moved = np.flatnonzero(d)
+        if moved.size == 1:
+            target = fp if d[moved[0]] > 0 else fm
+            if np.isnan(target[moved[0]]):
+                target[moved[0]] = value
+    got = got.astype(np.float64).ravel()
+    if not np.any(got):
+        return ("your grad is all zeros although f saw every entry moved: the slopes never reached the array "
+                "you return (written into a copy such as grad.flatten(), or never stored)")
+    candidates = (
+        ((fp - fm) / eps, "your gradient is twice the slope: the points x + eps and x - eps are 2*eps apart, "
+                          "so divide by 2*eps, not by eps"),
+        ((fm - fp) / (2 * eps), "your gradient has the wrong sign: it is (f(x + eps*e_i) - f(x - eps*e_i)) / "
+                                "(2*eps), the upper point first"),
+        ((fp - fm) / 2 * eps, "(fp - fm) / 2 * eps multiplies by eps (Python reads it as ((fp - fm) / 2) * eps): "
+                              "write (fp - fm) / (2 * eps)"),
+        (fp - fm, "divide the difference by 2*eps: (f(x + eps*e_i) - f(x - eps*e_i)) / (2*eps)"),
+    )
+    for value, hint in candidates:
+        if np.allclose(got, value, rtol=1e-6, atol=1e-9 * np.max(np.abs(value))):
+            return hint
+    right = (fp - fm) / (2 * eps)
+    if np.allclose(np.sort(got), np.sort(right), rtol=1e-6, atol=1e-7):
+        return ("the right slopes at the wrong entries: store each difference at the entry you moved "
+                "(grad[idx] for the idx you moved, in x's shape)")
+    return None
+
+
+def _gradcheck_changed(key: str, before: np.ndarray, after: np.ndarray, case: _Case) -> Optional[str]:
+    if key != "x":
+        return None
+    eps = case.inputs["eps"]
+    d = (after - before).ravel()
+    moved = np.flatnonzero(d)
+    first = _entry(before.shape, moved[0])
+    if all(_is(abs(v), eps) or _is(abs(v), 2 * eps) for v in d[moved]):
+        return (f"{first} is still moved by {d[moved[0]]:.3g} ({moved.size} entr{'y' if moved.size == 1 else 'ies'} "
+                f"not put back): after evaluating f at x + eps and x - eps, put the entry back, x[idx] = old "
+                f"(the caller's x must come back unchanged)")
+    if np.all(np.abs(d[moved]) <= 1e-12 * np.maximum(1.0, np.abs(before.ravel()[moved]))):
+        return (f"{first} differs from before by {d[moved[0]]:.1e}: putting it back by arithmetic (x[idx] += eps "
+                f"after x[idx] -= 2*eps) is not exact in floating point. Keep old = x[idx] and assign x[idx] = old")
+    return None
+
+
+def _locate_gradcheck(case: _Case, out: str, idx: tuple) -> str:
+    return (f"it is the slope of f along {'x' + _fmt_index(idx)} (x there = {_num(case.inputs['x'][idx])}, "
+            f"eps = {case.inputs['eps']:g})")
+
+
+_GRADCHECK = _Exercise(
+    checker="check_numerical_gradient",
+    signature="fn(f, x, eps=1e-6) -> grad",
+    outputs=("grad",),
+    axes={"grad": "the shape of x: one slope per entry"},
+    reference=lambda f, x, eps: f.gradient(x),
+    bugs=(),
+    cases=(
+        _gradcheck_case("x of shape (3,), f a quadratic ½ xᵀAx + bᵀx, eps = 1e-6", "a vector (3,)",
+                        60, (3,), 1e-6, 0.0, "a vector x"),
+        _gradcheck_case("x of shape (2, 3): every slope depends on every entry", "a matrix (2, 3)",
+                        61, (2, 3), 1e-6, 0.0, "a matrix x: every entry is moved, one at a time, and put back"),
+        _gradcheck_case("x of shape (2, 2, 3), f with a cubic term", "three axes (2, 2, 3)",
+                        62, (2, 2, 3), 1e-6, 0.25, "an x with three axes and a non-quadratic f"),
+        _gradcheck_case("eps = 1e-3 on a quadratic: central differences are exact for any eps, a one-sided "
+                        "difference is off by eps/2 * f''", "eps = 1e-3", 63, (2, 3), 1e-3, 0.0,
+                        "a larger eps: central differences stay exact on a quadratic"),
+        _gradcheck_case("x is a transposed view (3, 2): not C-contiguous, so x.reshape(-1) is a copy",
+                        "a non-contiguous x", 64, (3, 2), 1e-6, 0.0,
+                        "an x that is not C-contiguous (moving entries of a flattened copy never reaches f)",
+                        transpose=True),
+    ),
+    show=("x",),
+    locate=_locate_gradcheck,
+    sizes=lambda case, out, axis: {},
+    rtol=1e-8,
+    atol=1e-7,
+    prepare=_gradcheck_prepare,
+    inspect=_trace_hint,
+    changed=_gradcheck_changed,
+)
+
+
+def check_numerical_gradient(fn: Callable[..., np.ndarray]) -> Optional[CheckSummary]:
+    """Check a central-difference gradient (the gradient check every chapter relies on).
+
+    ``fn(f, x, eps=1e-6) -> grad``: ``f`` maps an array of x's shape to a float, ``x`` is a
+    float64 array of any shape (the battery uses (3,), (2, 3), (2, 2, 3) and a non-contiguous
+    (3, 2)); return a new float64 array of x's shape whose entry ``idx`` is
+    (f(x + eps·e_idx) − f(x − eps·e_idx)) / (2·eps), with ``x`` unchanged afterwards (restore each
+    entry by assignment, ``x[idx] = old``).  The checker calls ``fn(f, x, eps)`` with eps given,
+    compares with the exact gradient of smooth functions (tolerance 1e-7) and watches where f is
+    evaluated, so a hint can say which points your function used.  Returns the summary string
+    (also printed), ``None`` for an unfilled stub; raises AssertionError at the first wrong case.
+    """
+    return _run(_GRADCHECK, fn)
+
+
+def relative_error(a: Any, b: Any, floor: float = 1e-12) -> float:
+    """The largest entrywise relative error between two gradients of the same shape,
+    max |a − b| / max(|a| + |b|, floor): 0 for equal arrays, 1 when one of the two is 0 and the
+    other is not, 1e-7 or less between a correct backward pass and central differences in
+    float64 (away from kinks).
+
+    It is the measure chapter 8's network gradient check reports.  Raises ValueError when the
+    shapes differ (nothing is broadcast); NaN in either array gives NaN.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), floor)))
+
+
+# ---------------------------------------------------------------------------
+# Layers for the reader's gradient check to judge, one with a planted bug
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SuspectLayer:
+    """A layer with a fixed geometry: ``forward(x) -> out`` and ``backward(dout, x) -> dx``
+    (∂L/∂X from ∂L/∂Y and the forward input X), for inputs of shape ``input_shape``."""
+    name: str
+    input_shape: Tuple[int, ...]
+    forward: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    backward: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(repr=False)
+
+
+def _planted_maxpool_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """3×3 max pooling, stride 2, padding 1, backward with the planted bug: each window's dout is
+    *assigned* to its winner, so a cell that wins two overlapping windows keeps the later one's
+    (``_maxpool_loop(..., update="winner")``, vectorised: the last window of each winner wins)."""
+    N, C, H, W = x.shape
+    argmax = core.maxpool2d_forward(x, 3, 2, 1)[1].argmax            # winner's row * W + col, per window
+    keys = (argmax + (np.arange(N * C) * H * W).reshape(N, C, 1, 1)).ravel()
+    last = keys.size - 1 - np.unique(keys[::-1], return_index=True)[1]  # each winner's last window
+    dx = np.zeros(x.size)
+    dx[keys[last]] = dout.ravel()[last]
+    return dx.reshape(x.shape)
+
+
+def suspect_layers() -> Tuple[SuspectLayer, ...]:
+    """Four layers whose backward passes look right: the right shapes, gradient where it belongs,
+    and a network built with them trains as well as the correct one.  Exactly one backward pass
+    has a planted bug; a gradient check at a random point finds it.  (At a point where a ReLU input is 0 or two
+    inputs of a pooling window tie, finite differences disagree with every correct backward
+    pass too: check away from those kinks.)
+    """
+    w = np.array([[[[1.0, -2.0, 0.5], [0.0, 3.0, -1.0], [2.0, 1.0, -0.5]]]])
+    return (
+        SuspectLayer("ReLU", (2, 3, 4, 4), lambda x: core.relu_forward(x)[0], _relu_backward),
+        SuspectLayer("max pooling 3×3, stride 2, padding 1", (2, 2, 7, 7),
+                     lambda x: _maxpool_forward(x, 3, 2, 1), _planted_maxpool_backward),
+        SuspectLayer("average pooling 2×2, stride 2", (2, 2, 6, 6),
+                     lambda x: core.avgpool2d_forward(x, 2, 2)[0], lambda d, x: _avgpool_backward(d, x, 2, 2, 0)),
+        SuspectLayer("convolution with one 3×3 kernel, padding 1", (2, 1, 5, 5),
+                     lambda x: core.conv2d_forward(x, w, None, 1, 1)[0],
+                     lambda d, x: _conv_backward(d, x, w, 1, 1)[0]),
+    )

@@ -5,7 +5,7 @@ on unfilled stubs and bad arguments.
 
 The correct implementations below are written from the definitions, independently of the
 checkers; each bug is one knob turned on them, or a short function written the way a learner
-writes it.
+writes it.  The gradient-check exercise has its own file, test_exercise_gradcheck.py.
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ import pytest
 import mlp_cnn_core as core
 import mlp_cnn_exercises as ex
 from mlp_cnn_exercises import (check_avgpool_backward, check_conv_backward, check_maxpool_backward,
-                               check_maxpool_forward, check_relu_backward, check_softmax_cross_entropy)
+                               check_maxpool_forward, check_numerical_gradient, check_relu_backward,
+                               check_softmax_cross_entropy)
 
 CHECKERS = (check_relu_backward, check_maxpool_forward, check_maxpool_backward,
-            check_avgpool_backward, check_conv_backward, check_softmax_cross_entropy)
+            check_avgpool_backward, check_conv_backward, check_softmax_cross_entropy, check_numerical_gradient)
 
 
 # ---------------------------------------------------------------------------
@@ -986,12 +987,15 @@ def test_the_batteries_are_float64_and_the_same_on_every_import(monkeypatch):
     monkeypatch.setitem(sys.modules, "exercises_again", again)  # dataclasses look their module up
     spec.loader.exec_module(again)
     for name in ("_RELU", "_MAXPOOL_FORWARD", "_MAXPOOL_BACKWARD", "_AVGPOOL_BACKWARD", "_CONV_BACKWARD",
-                 "_SOFTMAX_CE"):
+                 "_SOFTMAX_CE", "_GRADCHECK"):
         for case, twin in zip(getattr(ex, name).cases, getattr(again, name).cases):
             for key, value in case.inputs.items():
                 if isinstance(value, np.ndarray):
                     assert value.dtype in (np.float64, np.int64), (case.name, key)
                     assert np.array_equal(value, twin.inputs[key]), (case.name, key)
+                elif callable(value):
+                    probe = np.linspace(-1, 1, case.inputs["x"].size).reshape(case.inputs["x"].shape)
+                    assert value(probe) == twin.inputs[key](probe)
                 else:
                     assert value == twin.inputs[key]
 
