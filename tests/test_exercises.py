@@ -669,6 +669,9 @@ NEUTRAL = {
     "conv: kernel turned by 90 degrees": (check_conv_backward, conv_dx_rot90, "one 3×3 kernel",
                                           "is read by window (0, 0) at kernel offset (0, 0)"),
     "relu: half the gradient": (check_relu_backward, relu_half, "positive and negative inputs", "there x ="),
+    "avgpool: padded shares wrapped around (raises)": (
+        check_avgpool_backward, partial(avgpool_backward_cells, border="wrap"), "a corner window holds 4 real cells",
+        "raised IndexError"),
     "softmax: label smoothing": (check_softmax_cross_entropy,
                                  lambda z, y: core.softmax_cross_entropy(z, y)[0] + 0.1, "one example",
                                  "expected a tuple"),
@@ -705,6 +708,14 @@ def test_a_failure_shows_the_first_wrong_cell_and_the_planes():
         assert panel in message
     assert "called assign_not_add(dout shape (1, 1, 2, 2), x shape (1, 1, 4, 4), kernel_size=3, stride=1, " \
            "padding=0)" in message
+
+
+def test_wrapped_shares_are_named_where_the_learners_loop_does_not_raise():
+    exercise = ex._AVGPOOL_BACKWARD
+    case = next(c for c in exercise.cases if c.name.startswith("padding 1 around a 3×3 input"))
+    got = avgpool_backward_cells(*case.inputs.values(), border="wrap")
+    expected = core_avgpool_backward(*case.inputs.values())
+    assert ex._diagnose(exercise, case, case.inputs, 0, (got,), (expected,), (0, 0, 0, 0)) == ex._WRAP_HINT
 
 
 def test_two_bugs_that_coincide_on_a_case_are_both_named():
