@@ -24,8 +24,8 @@ channels, non-square inputs and kernels, logits of +-1000.
   A hint names a bug only on evidence: each checker knows the classic bugs of its
   exercise (``=`` for ``+=``, the tie mask ``x == max``, zero padding in max pooling, a
   kernel not rotated, a missing ``/N``, ...), computes what each of them returns on the
-  failing case, and names the bug whose result equals the reader's (all of them when
-  several coincide).  When none does, the hint says so, points at the first wrong cell
+  failing case, and names the bug whose result equals the reader's (a bug whose other
+  outputs agree with the reader's too goes first; all of them when several coincide).  When none does, the hint says so, points at the first wrong cell
   (which windows hold it, which cells it depends on) and at what the case exercises,
   without guessing a cause.  A result of the wrong shape is described axis by axis, with
   the size each usual mistake gives (padding not cropped off, the stride ignored, rows

@@ -1,6 +1,6 @@
 """The gradient-check exercise: check_numerical_gradient passes central differences written
 several ways, rejects the classic mistakes with a hint drawn from where f was evaluated (or from
-what x looks like afterwards), and the helpers around it (relative_error, suspect_layers) do
+what x looks like afterwards), and the functions around it (relative_error, suspect_layers) do
 what their docstrings say.
 
 The implementations here are written from the definition, the way a learner would, without
