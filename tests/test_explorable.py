@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cnnviz import explorable as ex
+from cnnviz.draw import format_value
 
 
 class Doubler(ex.Explorable):
@@ -172,3 +173,26 @@ def test_rebuild_finds_a_kind_whose_module_is_not_imported_yet():
             "print(type(w).__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "cnnviz.maxpool"
+
+
+# --- the cell formatter ---------------------------------------------------------------------------
+@pytest.mark.parametrize("below,above,text", [
+    (-1.5749999999999997, -1.5750000000000002, "-1.58"),   # chapter 6's logit: BLAS-dependent last bit
+    (1.4249999999999998, 1.4250000000000003, "1.42"),      # half to even, in decimal
+    (0.12349999999999999, 0.12350000000000001, "0.124"),
+])
+def test_format_value_prints_a_rounding_boundary_the_same_on_every_machine(below, above, text):
+    assert 0 < abs(below - above) <= 3 * np.spacing(abs(above))  # a few ulps apart
+    assert format_value(below) == format_value(above) == text
+    assert format_value(below, "{:.2f}") == format_value(above, "{:.2f}")
+
+
+def test_format_value_texts():
+    cases = {0.333: "0.333", 1 / 3: "0.333", -1.3125: "-1.31", 2.1875: "2.19", -0.4375: "-0.438",
+             1e-05: "1e-05", float("nan"): "NaN", float("inf"): "∞", -float("inf"): "−∞", -0.0: "0",
+             3.0: "3", 2.9999999999999996: "3", 12345.0: "12345", 123456.0: "1.23e+05", 1.125: "1.12",
+             np.float32(0.1): "0.1"}
+    assert {v: format_value(v) for v in cases} == cases
+    assert format_value(1 / 3, digits=10) == "0.3333333333"
+    assert format_value(-1.3125, digits=10) == "-1.3125"
+    assert format_value(0.5, "{:g}") == "0.5" and format_value(3, "{:d}") == "3"
