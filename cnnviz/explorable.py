@@ -29,7 +29,8 @@ is built with :func:`link`; an outlined rectangle of cells with :func:`window`. 
 one link store it once (the others hold the id of the first cell that has it).
 
 The picture language (one view, ``static/explorable.js`` and ``static/explorable.css``, draws
-every explorable and every figure, in the page's light and dark themes):
+every explorable and every figure, in the page's light and dark themes; a notebook stores the view
+once, in a :class:`ViewSource` that every widget's small loader, ``static/loader.js``, imports):
 
 * **fills** -- ``scale="seq"`` shades a panel from its smallest to its largest value (``span``
   fixes the range), ``"div"`` colours positive values vermillion and negative values blue, centred
@@ -103,12 +104,13 @@ import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import anywidget
+import ipywidgets
 import numpy as np
 import traitlets
 
 from .draw import format_value
 
-__all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "control", "action", "panel", "link",
+__all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "ViewSource", "view_source", "control", "action", "panel", "link",
            "cell_id", "window", "rebuild", "figure", "call", "matrices", "figure_state", "legend_entries",
            "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES", "state_key", "gzip_size"]
 
@@ -448,11 +450,32 @@ def _states_json(states: Dict[str, Any], widget: Any = None) -> str:
     return json.dumps(_page_states(states), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+class ViewSource(ipywidgets.Widget):
+    """The browser view of every explorable and figure (``static/explorable.js`` and
+    ``static/explorable.css``), stored once per notebook: each widget names it in its ``source``,
+    and the widget's own ES module (``static/loader.js``, a few hundred bytes) loads it.  So a page
+    with many figures stores the view once, not once per figure."""
+
+    esm = traitlets.Unicode("").tag(sync=True)
+    css = traitlets.Unicode("").tag(sync=True)
+
+
+_SOURCE: Optional[ViewSource] = None
+
+
+def view_source() -> ViewSource:
+    """The notebook's one :class:`ViewSource` (made on first use, and again if it was closed)."""
+    global _SOURCE
+    if _SOURCE is None or _SOURCE.comm is None:
+        _SOURCE = ViewSource(esm=(STATIC / "explorable.js").read_text(encoding="utf-8"),
+                             css=(STATIC / "explorable.css").read_text(encoding="utf-8"))
+    return _SOURCE
+
+
 class Explorable(anywidget.AnyWidget):
     """Base class of the book's explorables (see the module docstring)."""
 
-    _esm = STATIC / "explorable.js"
-    _css = STATIC / "explorable.css"
+    _esm = STATIC / "loader.js"
 
     TITLE = "explorable"
 
@@ -465,6 +488,8 @@ class Explorable(anywidget.AnyWidget):
     # Python keeps the full states; the page stores them as one JSON text (see _states_json).
     states = traitlets.Dict().tag(sync=True, to_json=_states_json)
     needs_kernel = traitlets.Unicode(NEEDS_KERNEL).tag(sync=True)
+    # the view (explorable.js, explorable.css), shared by every widget of the notebook
+    source = traitlets.Instance(ViewSource, allow_none=True).tag(sync=True, **ipywidgets.widget_serialization)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -472,7 +497,7 @@ class Explorable(anywidget.AnyWidget):
             REGISTRY[cls.__name__] = cls
 
     def __init__(self, values: Optional[Dict[str, Any]] = None, **config: Any) -> None:
-        super().__init__()
+        super().__init__(source=view_source())
         self.config = _clean(config)
         self.kind = type(self).__name__
         self.title = self.TITLE

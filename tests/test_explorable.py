@@ -347,3 +347,17 @@ def test_matrices_is_a_row_of_panels():
         ex.matrices([[[1]], [[2]]], ["A"])
     with pytest.raises(ValueError, match="2 matrices but 1 entries in ops"):
         ex.matrices([[[1]], [[2]]], ["A", "B"], ops=["="])
+
+
+def test_every_widget_shares_one_view_source_a_page_stores_once():
+    a, b = Doubler(), ex.figure({"panels": [ex.panel("x", "x", [[1]])]})
+    assert a.source is b.source is ex.view_source()
+    static = ex.STATIC
+    assert a.source.esm == (static / "explorable.js").read_text(encoding="utf-8")
+    assert a.source.css == (static / "explorable.css").read_text(encoding="utf-8")
+    assert a.get_state()["source"] == b.get_state()["source"] == f"IPY_MODEL_{a.source.model_id}"
+    loader = (static / "loader.js").read_text(encoding="utf-8")
+    assert a.get_state()["_esm"] == b.get_state()["_esm"] == loader and len(loader) < 2000
+    assert "_css" not in a.get_state()  # the loader puts the view's style sheet in the page once
+    a.source.close()
+    assert Doubler().source is not a.source  # a closed source is made again

@@ -22,10 +22,10 @@
 
 const NS = "http://www.w3.org/2000/svg";
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';  // as .cnnx in explorable.css
-const NUM_PX = 13, TITLE_PX = 13, SUB_PX = 12, AXIS_PX = 12, OP_PX = 20;   // explorable.css sizes
+const NUM_PX = 13, TITLE_PX = 13, SUB_PX = 12, AXIS_PX = 12;   // the font sizes of explorable.css
 const CELL_H = 34, CELL_MIN_W = 34, CELL_PAD = 5;  // a cell: height, narrowest width, room beside its text
 const OP_W = 30, TITLE_LINE = 17, SUB_LINE = 15, AXIS_LINE = 16, TOP_PAD = 8;
-const WRAP_MIN = 180;                  // titles wrap at the grid's width, but not narrower than this
+const WRAP_MIN = 240;                  // titles wrap at the grid's width, but not narrower than this
 const MIN_SCALE = 11 / NUM_PX;         // a panel never shrinks text below 11 px: it scrolls instead
 const WINDOW_LEVEL = { c1: 0, c2: 1, c3: 2, c4: 3 };  // staggered insets keep overlapping windows apart
 const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
@@ -61,7 +61,7 @@ function textWidth(t, px, weight = 400, italic = false) {
   if (w === undefined) {
     ctx = ctx || document.createElement("canvas").getContext("2d");
     ctx.font = `${italic ? "italic " : ""}${weight} ${px}px ${FONT}`;
-    w = ctx.measureText(t).width * 1.06 + 1;  // margin for tabular digits and font hinting
+    w = ctx.measureText(t).width * 1.03 + 1;  // a margin for font hinting
     widths.set(key, w);
   }
   return w;
@@ -119,7 +119,11 @@ function layout(p) {
   let L = layouts.get(p);
   if (L) return L;
   let longest = 0;
-  for (const row of p.text) for (const t of row) if (t) longest = Math.max(longest, textWidth(t, NUM_PX, 700));
+  p.text.forEach((row, r) => row.forEach((t, c) => {
+    // digits are tabular (each as wide as a 0); a winner's number is bold
+    const bold = p.classes && /\bwin\b/.test(p.classes[r][c]);
+    if (t) longest = Math.max(longest, textWidth(t.replace(/[0-9]/g, "0"), NUM_PX, bold ? 700 : 400));
+  }));
   for (const t of p.colLabels || []) longest = Math.max(longest, textWidth(t, AXIS_PX));
   const cw = Math.max(CELL_MIN_W, Math.ceil(longest + 2 * CELL_PAD));
   const rowW = p.rowLabels ? Math.ceil(Math.max(...p.rowLabels.map((t) => textWidth(t, AXIS_PX)))) + 6 : 0;
@@ -474,9 +478,7 @@ class View {
     }
     const parts = lk ? [richText(lk.text || "")] : [];
     if (g.dataset.exact !== undefined) {
-      const p = state.panels.find((q) => q.id === g.dataset.id.split(":")[0]);
-      parts.push(`<span class="cnnx-exact">${richText(p ? p.title : "")} [${g.dataset.r}, ${g.dataset.c}] = ` +
-        `${esc(g.dataset.exact)}</span>`);
+      parts.push(`<span class="cnnx-exact">cell (${g.dataset.r}, ${g.dataset.c}): ${esc(g.dataset.exact)}</span>`);
     }
     this.info.innerHTML = parts.join(" ");
   }
