@@ -97,7 +97,7 @@ From matplotlib (``cnnviz.draw``) to the picture language:
 ``diverging=True``, ``cmap="RdBu_r"``                   ``scale="div"`` (``limit=`` for a range shared by panels)
 ``cmap="Greys"``/``"Blues"`` with ``vmin``/``vmax``     ``scale="seq", span=(vmin, vmax)``
 ``annotate=False``; ``fmt="{:g}"``                      ``text=`` (``""`` for a blank cell); ``fmt="{:g}"``
-``highlight=mask``, ``outline_cells(ax, mask)``         ``classes=np.where(mask, "hl", "")`` (or ``win``/``tie``/``sel``)
+``highlight=mask``, ``outline_cells(ax, mask)``         ``classes=np.where(mask, "hl", "")`` (or win, tie, sel)
 ``outline_window(ax, r, c, h, w, color=...)``           ``windows=[window(pid, r, c, h, w, "c2")]``
 a ``"⊙"``/``"="``/``"→"`` written between two axes      ``op="⊙"`` on the panel after it
 ``row_labels``/``col_labels``                           the same arguments of :func:`panel`
@@ -118,7 +118,7 @@ import math
 import pathlib
 import pkgutil
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import anywidget
 import ipywidgets
@@ -127,9 +127,10 @@ import traitlets
 
 from .draw import format_value
 
-__all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "ViewSource", "view_source", "control", "action", "panel", "link",
-           "cell_id", "window", "rebuild", "figure", "call", "matrices", "figure_state", "legend_entries",
-           "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES", "state_key", "gzip_size"]
+__all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "ViewSource", "view_source", "control",
+           "action", "panel", "link", "cell_id", "window", "rebuild", "figure", "call", "matrices", "figure_state",
+           "legend_entries", "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES", "state_key",
+           "gzip_size"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -371,7 +372,7 @@ def _link_of(links: Dict[str, Any], cid: str) -> Optional[Dict[str, Any]]:
     return links.get(lk) if isinstance(lk, str) else lk
 
 
-def _used_keys(state: Dict[str, Any]) -> set:
+def _used_keys(state: Dict[str, Any]) -> Set[str]:
     """The :data:`LEGEND` keys a state draws."""
     used = set()
     for p in state.get("panels", []):
@@ -786,7 +787,7 @@ class StateFigure(Explorable):
     def make_controls(self) -> List[Dict[str, Any]]:
         return []
 
-    def _source(self) -> Dict[str, Any]:
+    def _source_state(self) -> Dict[str, Any]:
         if self._given is not None:
             return self._given
         recipe = self._recipe or {}
@@ -799,7 +800,7 @@ class StateFigure(Explorable):
         raise ValueError(f"a figure's recipe names a state function ('fn') or an explorable, got {sorted(recipe)}")
 
     def state(self) -> Dict[str, Any]:
-        return figure_state(self._source(), **self._options)
+        return figure_state(self._source_state(), **self._options)
 
     def __repr__(self) -> str:
         st = self.current()

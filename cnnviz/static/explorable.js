@@ -169,13 +169,14 @@ function panelSVG(p, readable) {
     `style="width:${L.width}px;min-width:${Math.ceil(L.width * MIN_SCALE)}px" role="group" ` +
     `aria-label="${esc(plain(p.title))}"${focus}>`);
   let y = 0;
-  for (const line of L.title) out.push(`<text class="cnnx-title" x="${L.x0}" y="${(y += TITLE_LINE) - 2}">${tspans(line)}</text>`);
-  for (const line of L.subtitle) out.push(`<text class="cnnx-subtitle" x="${L.x0}" y="${(y += SUB_LINE) - 2}">${tspans(line)}</text>`);
+  const line = (cls, step, l) => `<text class="${cls}" x="${L.x0}" y="${(y += step) - 2}">${tspans(l)}</text>`;
+  for (const l of L.title) out.push(line("cnnx-title", TITLE_LINE, l));
+  for (const l of L.subtitle) out.push(line("cnnx-subtitle", SUB_LINE, l));
   if (p.op) out.push(`<text class="cnnx-op" x="${OP_W / 2}" y="${L.top + (p.rows * CELL_H) / 2}">${esc(p.op)}</text>`);
   if (p.colLabels) p.colLabels.forEach((s, c) =>
     out.push(`<text class="cnnx-axis" x="${L.left + c * L.cw + L.cw / 2}" y="${L.top - 6}">${esc(s)}</text>`));
   if (p.rowLabels) p.rowLabels.forEach((s, r) =>
-    out.push(`<text class="cnnx-axis cnnx-rowlabel" x="${L.left - 4}" y="${L.top + r * CELL_H + CELL_H / 2}">${esc(s)}</text>`));
+    out.push(`<text class="cnnx-axis cnnx-rowlabel" x="${L.left - 4}" y="${L.top + (r + 0.5) * CELL_H}">${esc(s)}</text>`));
   for (let r = 0; r < p.rows; r++) {
     for (let c = 0; c < p.cols; c++) {
       const x = L.left + c * L.cw, yy = L.top + r * CELL_H;
@@ -197,12 +198,12 @@ function panelSVG(p, readable) {
 function swatch(key) {
   const cell = (cls, text = "") => `<g class="cnnx-cell ${cls}"><rect x="3" y="2" width="20" height="16"></rect>` +
     (text ? `<text class="cnnx-num" x="13" y="10">${text}</text>` : "") + "</g>";
+  const box = (cls) => `<rect class="${cls}" x="2" y="2" width="22" height="16"></rect>`;
   const [kind, sub] = key.split(".");
   let body;
-  if (kind === "fill") body = `<rect x="3" y="2" width="20" height="16" class="cnnx-fill-${sub}"></rect>`;
-  else if (kind === "window") body = `<rect class="cnnx-window ${sub || ""}" x="2" y="2" width="22" height="16"></rect>`;
-  else if (kind === "follow") body = sub === "windows" ? `<rect class="cnnx-hlwin" x="2" y="2" width="22" height="16"></rect>`
-    : cell(sub === "cell" ? "cur" : "linked");
+  if (kind === "fill") body = box(`cnnx-fill-${sub}`);
+  else if (kind === "window") body = box(`cnnx-window ${sub || ""}`);
+  else if (kind === "follow") body = sub === "windows" ? box("cnnx-hlwin") : cell(sub === "cell" ? "cur" : "linked");
   else body = cell(key, ["dead", "dim", "zero", "pad"].includes(key) ? "0" : "");
   return `<svg class="cnnx-swatch" viewBox="0 0 26 20" width="26" height="20" aria-hidden="true">${body}</svg>`;
 }
@@ -290,7 +291,11 @@ class View {
     this.panelsBox.addEventListener("keydown", (e) => this.onKey(e));
     this.handlers = {
       "change:states": () => { this.setStatus(""); this.draw(); },
-      "change:controls": () => { this.values = Object.assign({}, model.get("values")); this.buildControls(); this.draw(); },
+      "change:controls": () => {
+        this.values = Object.assign({}, model.get("values"));
+        this.buildControls();
+        this.draw();
+      },
       "change:values": () => this.onValues(),
       "msg:custom": (msg) => this.onMsg(msg),
     };
@@ -364,7 +369,8 @@ class View {
 
   setKernel(live) {
     this.hasKernel = live;
-    for (const b of this.actionsBox.querySelectorAll("button[data-action], input[data-action-field]")) b.disabled = !live;
+    const inputs = this.actionsBox.querySelectorAll("button[data-action], input[data-action-field]");
+    for (const b of inputs) b.disabled = !live;
     const status = this.actionsBox.querySelector(".cnnx-status");
     const note = this.model.get("needs_kernel");
     if (status && !live) status.textContent = note;
@@ -434,7 +440,8 @@ class View {
   }
 
   clearHighlight() {
-    for (const g of this.panelsBox.querySelectorAll("g.cnnx-cell.linked, g.cnnx-cell.cur")) g.classList.remove("linked", "cur");
+    const lit = this.panelsBox.querySelectorAll("g.cnnx-cell.linked, g.cnnx-cell.cur");
+    for (const g of lit) g.classList.remove("linked", "cur");
     for (const o of this.panelsBox.querySelectorAll("g.cnnx-overlay")) o.replaceChildren();
   }
 
