@@ -237,8 +237,9 @@ def _check_classes(value: Any, allowed: Sequence[str], what: str) -> str:
 def window(panel_id: str, r: int, c: int, h: int, w: int, cls: str = "") -> List[Any]:
     """An outlined rectangle of cells ``[panel, row, col, height, width, class]``: rows ``r`` to
     ``r + h - 1`` and columns ``c`` to ``c + w - 1`` of panel ``panel_id`` (it may reach outside the
-    grid).  ``cls``: ``""`` (dashed blue), ``"c1"`` … ``"c4"`` (a colour each, staggered insets),
-    ``"dead"`` (dashed grey), optionally together (``"c2 dead"``)."""
+    grid).  ``cls``: ``""`` (dashed blue), ``"c1"`` … ``"c4"`` (a colour and line style each,
+    staggered insets; with more windows, cycle them or outline a few), ``"dead"`` (dashed grey),
+    optionally together (``"c2 dead"``)."""
     cls = _check_classes(cls, WINDOW_CLASSES, f"window on {panel_id!r}")
     return [panel_id, int(r), int(c), int(h), int(w), cls]
 

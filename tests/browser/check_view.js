@@ -385,6 +385,13 @@ async function open(page, base, i, width, dark) {
     rep.minMutedContrast.dark = m.minMutedContrast;
     if (darkBg === "rgb(255, 255, 255)" || darkBg === "rgba(0, 0, 0, 0)") failures.push(`${name}: the dark theme keeps a light background (${darkBg})`);
     if (shots) await page.locator(".cnnx").screenshot({ path: path.join(shots, `${name}.dark.png`) });
+    // JupyterLab's dark theme says so on the body: the same colours
+    const labBg = await page.evaluate(() => {
+      document.documentElement.removeAttribute("data-theme");
+      document.body.setAttribute("data-jp-theme-light", "false");
+      return getComputedStyle(document.querySelector(".cnnx")).backgroundColor;
+    });
+    if (labBg !== darkBg) failures.push(`${name}: JupyterLab's dark theme gives ${labBg}, the book's ${darkBg}`);
 
     // a phone: panels wrap, one too wide scrolls in its own box, the page never scrolls sideways
     await open(page, base, i, 390, false);
