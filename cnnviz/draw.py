@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Optional, Sequence
+import math
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from matplotlib import pyplot as plt
@@ -21,20 +23,38 @@ WINDOW = "#1f77b4"      # a pooling / kernel window (blue)
 ACCENT = "#ff7f0e"      # a second emphasis (orange)
 
 
-def format_value(v, fmt: Optional[str] = None) -> str:
-    """A short, stable text for one matrix entry (``-0`` printed as ``0``)."""
+def _decimal(v: float) -> Decimal:
+    """``v`` rounded to ten significant digits, exactly, as a decimal: the last bits in which two
+    machines' BLAS may differ are gone, so every text made from it is the same on both."""
+    return Decimal(f"{v:.10g}")
+
+
+def format_value(v: Any, fmt: Optional[str] = None, digits: int = 3) -> str:
+    """A short, stable text for one matrix entry.
+
+    ``digits`` significant digits (3 for a cell; 10 for an exact read-out), integers below 10⁵ in
+    full, ``-0`` as ``0``, ``NaN``, ``∞`` and ``−∞``.  The value is first rounded to ten significant
+    digits and then rounded half to even *in decimal*, so a value that is x.xx5 up to its last bit
+    prints the same on every machine (``-1.575`` → ``-1.58`` whether the product gave
+    ``-1.5749999999999997`` or ``-1.5750000000000002``).  ``fmt`` (a ``str.format`` pattern such as
+    ``"{:g}"``) is applied to the value rounded to ten significant digits.
+    """
     if fmt is not None:
+        if isinstance(v, (float, np.floating)) and math.isfinite(v):
+            v = float(_decimal(float(v)))
         return fmt.format(v)
     v = float(v)
-    if np.isnan(v):
+    if math.isnan(v):
         return "NaN"
-    if np.isinf(v):
+    if math.isinf(v):
         return "∞" if v > 0 else "−∞"
     if v == 0:
         return "0"
-    if float(v).is_integer() and abs(v) < 1e5:
-        return f"{int(v)}"
-    return f"{v:.3g}"
+    d = _decimal(v)
+    if d == d.to_integral_value() and abs(d) < 100_000:
+        return str(int(d))
+    d = d.quantize(Decimal(1).scaleb(d.adjusted() - digits + 1), rounding=ROUND_HALF_EVEN)
+    return f"{float(d):.{digits}g}"
 
 
 def draw_matrix(ax, M, title: Optional[str] = None, fmt: Optional[str] = None,

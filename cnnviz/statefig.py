@@ -1,20 +1,18 @@
-"""An explorable's state drawn with matplotlib: the static picture of one control setting.
+"""Deprecated: an explorable's state drawn with matplotlib.  Use :func:`cnnviz.figure`.
 
-The explorables (:mod:`cnnviz.explorable`) are drawn in the browser from their states.  A
-chapter's static figures (for readers without JavaScript, and the PDF) draw the *same* state
-dicts here, so a figure and the explorable cannot disagree: one function computes the numbers,
-two views draw them.
+:func:`cnnviz.figure` draws a state with the explorables' own browser view (one palette, one
+cell formatter, both themes, any width, the PDF).  This matplotlib copy stays only until the
+chapters that still call :func:`state_figure` (4, 5, 7 and 9, as ``fig = state_figure(...);
+plt.show()``) and their tests are converted; then delete this module.  The conversion::
 
-:func:`state_figure` lays the panels out in rows that fit ``max_width`` inches (at the notebook's
-100 dpi, 9.4 in is about 940 px, inside JupyterLab's and the book's output area), writes each
-cell's text, colours it with the panel's fill (the browser's palette), marks the classes (``win``:
-thick orange outline, ``tie``: dashed orange, ``pad``: grey cell, ``dim``/``zero``: grey text) and
-outlines the windows (``dead`` windows dashed grey).  ``follow`` draws what hovering one cell shows in
-the browser: the cell and the cells it links to outlined in green, its windows dashed.
+    fig = state_figure(state, title=t, follow=f, panels=p); plt.show()      # before
+    cnnviz.figure(cnnviz.call(module.state_function, *args), title=t, follow=f, panels=p)   # after
+
+``cell`` and ``max_width`` have no counterpart: the view sizes cells to their text and wraps the
+panels to the column.  :func:`plain_text` now lives in :mod:`cnnviz.explorable`.
 """
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import Any, Dict, List, Optional
 
@@ -22,6 +20,8 @@ from matplotlib import pyplot as plt
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
 from matplotlib.textpath import TextPath
+
+from .explorable import plain_text  # kept here for the chapters not yet converted
 
 __all__ = ["state_figure", "plain_text"]
 
@@ -35,11 +35,6 @@ _PAD = "#e4e4e4"
 _MUTED = "#5f5f5f"
 _HL = "#009e73"
 _CUR = "#cc79a7"
-
-
-def plain_text(s: str) -> str:
-    """A caption or link text without its HTML tags (for a matplotlib title)."""
-    return re.sub(r"</?(b|i|sub|sup|code|br)>", "", str(s))
 
 
 def _fill(panel: Dict[str, Any], f) -> Optional[tuple]:

@@ -105,8 +105,9 @@ async function sweepExplorable(page, i, spec) {
     result.problems.push(`explorable ${i} is a ${first.kind}, expected a ${spec.kind}`);
     return result;
   }
-  const idx = spec.controls.map((c, j) => c.keys.indexOf(first.key.split("|")[j]));
-  if (idx.some((v) => v < 0) || first.key.split("|").length !== spec.controls.length) {
+  const parts = spec.controls.length ? first.key.split("|") : [];  // a figure has no controls: key ""
+  const idx = spec.controls.map((c, j) => c.keys.indexOf(parts[j]));
+  if (idx.some((v) => v < 0) || parts.length !== spec.controls.length || (!parts.length && first.key !== "")) {
     result.problems.push(`initial key ${first.key} does not fit the controls ${spec.controls.map((c) => c.name)}`);
     return result;
   }
