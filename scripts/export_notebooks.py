@@ -257,7 +257,9 @@ class BookIndex:
 
     def chapters(self) -> List[str]:
         """The pages that are notebooks: the chapters of the edition."""
-        return [d for d in self.docnames if source_path(self.root, d).suffix == ".ipynb"]
+        if not hasattr(self, "_chapters"):
+            self._chapters = [d for d in self.docnames if source_path(self.root, d).suffix == ".ipynb"]
+        return self._chapters
 
     def cite(self, role: str, target: str, fromdoc: str, link: Callable[[str, str], str]) -> str:
         """The Markdown of a citation role: the referencing style's text, each reference linked."""

@@ -127,6 +127,7 @@ def test_there_are_chapters_to_read():
 def test_markdown_renders_without_raw_myst(lab_report, name):
     info = chapter(lab_report, name)
     assert info["beforeRun"]["markdownCells"] > 0
+    assert info["beforeRun"]["unrendered"] == 0, "every markdown cell is rendered before it is read"
     assert not info["beforeRun"]["rawMyst"], f"MyST markup shown as text: {info['beforeRun']['rawMyst'][:5]}"
 
 

@@ -55,12 +55,14 @@ function readNotebook([rawSrc, reprSrc]) {
   const panel = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden)");
   const cells = Array.from(panel.querySelectorAll(".jp-Notebook .jp-Cell"));
   const rawMyst = [], reprs = [], errors = [], notFound = [], chapterLinks = [], solutions = [];
+  let unrendered = 0;
   cells.forEach((cell, i) => {
     if (cell.classList.contains("jp-MarkdownCell")) {
       const area = cell.querySelector(".jp-InputArea");
       const shown = area ? Array.from(area.children).filter((c) =>
         !c.classList.contains("jp-InputArea-editor") && !c.classList.contains("jp-InputArea-prompt")) : [];
       const text = shown.map((c) => c.innerText || c.textContent).join("\n");
+      if (!(cell.querySelector(".jp-InputArea .myst") || cell.querySelector(".jp-InputPlaceholder"))) unrendered += 1;
       if (raw.test(text)) rawMyst.push({ cell: i, text: text.match(raw)[0], near: text.slice(0, 120) });
       // jupyterlab-myst marks a citation or reference it cannot resolve (title "Citation Not Found")
       for (const el of shown.flatMap((c) => [c, ...c.querySelectorAll("*")])) {
@@ -96,7 +98,7 @@ function readNotebook([rawSrc, reprSrc]) {
   const prompts = Array.from(panel.querySelectorAll(".jp-CodeCell .jp-InputPrompt")).map((p) => p.textContent.trim());
   const indicator = document.querySelector(".jp-Notebook-ExecutionIndicator");
   return { cells: cells.length, markdownCells: panel.querySelectorAll(".jp-MarkdownCell").length,
-           rawMyst, reprs, errors, notFound, chapterLinks, solutions,
+           unrendered, rawMyst, reprs, errors, notFound, chapterLinks, solutions,
            running: prompts.filter((p) => p.includes("*")).length,
            kernel: indicator ? indicator.dataset.status : null };
 }
@@ -195,6 +197,18 @@ async function useExplorable(page, i) {
   return out;
 }
 
+// Wait for jupyterlab-myst to render every markdown cell (its .myst view replaces an empty
+// placeholder seconds after the cells appear; a folded cell shows its input placeholder instead):
+// read earlier, an empty page shows nothing wrong.
+async function waitForMarkdown(page) {
+  await page.waitForFunction(() => {
+    const cells = document.querySelectorAll(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell");
+    return cells.length && Array.from(cells).every((c) =>
+      c.querySelector(".jp-InputArea .myst") || c.querySelector(".jp-InputPlaceholder"));
+  }, null, { timeout: 90000 }).catch(() => {});
+  await page.waitForTimeout(300);
+}
+
 // The server path of a chapter link as jupyterlab-myst writes it (…/files/PATH.ipynb?_xsrf=…, or
 // a relative PATH.ipynb), and whether the server has that notebook.
 function linkPath(href, notebook) {
@@ -260,7 +274,7 @@ async function checkNotebook(context, lab, nb, shots, reopen, follow) {
     const e = document.querySelector(".jp-Notebook-ExecutionIndicator");
     return e && e.dataset.status === "idle";
   }, null, { timeout: 120000 });
-  await page.waitForTimeout(1500);  // markdown (MyST) rendering finishes after the cells appear
+  await waitForMarkdown(page);  // MyST rendering finishes seconds after the cells appear
   result.openSeconds = (Date.now() - t0) / 1000;
   const src = [RAW_MYST.source, WIDGET_REPR.source];
   result.beforeRun = await page.evaluate(readNotebook, src);
@@ -298,6 +312,7 @@ async function checkNotebook(context, lab, nb, shots, reopen, follow) {
 
   const b = result.beforeRun, a = result.afterRun, u = result.afterUse;
   if (b.cells < nb.cells) result.problems.push(`only ${b.cells} of ${nb.cells} cells shown`);
+  if (b.unrendered) result.problems.push(`${b.unrendered} markdown cells were not rendered`);
   for (const m of b.rawMyst) result.problems.push(`cell ${m.cell}: raw MyST "${m.text}" in the rendered markdown`);
   for (const m of b.notFound) result.problems.push(`cell ${m.cell}: "${m.title}" at "${m.text}"`);
   for (const l of b.chapterLinks.filter((l) => l.found !== "notebook")) {
@@ -336,7 +351,7 @@ async function saveAndReopen(page, nb, n, src, result) {
   await page.waitForFunction((n) => document.querySelectorAll(".jp-NotebookPanel .jp-Notebook .jp-Cell").length >= n,
     nb.cells, { timeout: 120000 });
   await page.waitForFunction((n) => document.querySelectorAll("div.cnnx").length >= n, n, { timeout: 30000 }).catch(() => {});
-  await page.waitForTimeout(1500);
+  await waitForMarkdown(page);
   result.reopened = await page.evaluate(readNotebook, src);
   result.reopened.explorables = await page.locator("div.cnnx").count();
 }
