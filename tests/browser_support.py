@@ -196,11 +196,13 @@ LAB_SETTINGS = {
 
 
 @contextlib.contextmanager
-def jupyter_lab(workdir: Path, log: Path) -> Iterator[str]:
-    """Start JupyterLab on a copy of book/ (autosave never touches the repository); yields the
-    base URL with its token (``http://127.0.0.1:PORT/lab?token=...``). Stopped on exit."""
-    notebooks = workdir / "book"
-    shutil.copytree(ROOT / "book", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+def jupyter_lab(workdir: Path, log: Path, notebooks: Optional[Path] = None) -> Iterator[str]:
+    """Start JupyterLab on a copy of book/ (autosave never touches the repository), or on the
+    folder ``notebooks`` (e.g. the JupyterLab edition of the chapters, as Binder opens it); yields
+    the base URL with its token (``http://127.0.0.1:PORT/lab?token=...``). Stopped on exit."""
+    if notebooks is None:
+        notebooks = workdir / "book"
+        shutil.copytree(ROOT / "book", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
     port, token = free_port(), secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.token={token}", f"--notebook-dir={notebooks}",

@@ -1,6 +1,6 @@
 """The book builds strictly (-W -n) from the committed notebooks, and the static pages teach
 without a kernel: every chapter page has its figures, its math, its exercises with folded
-solutions, a Binder button that opens that very notebook in JupyterLab, and working citations."""
+solutions, a Binder button that opens the chapter in JupyterLab, and working citations."""
 import json
 import os
 import re
@@ -36,7 +36,7 @@ def test_chapter_page_teaches_without_a_kernel(html, name):
     assert re.search(r'class="[^"]*solution[^"]*dropdown', text), "solutions must be folded"
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = cfg["repository"]["url"].split("github.com/")[1]
-    assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/book/{name}.ipynb" in text
+    assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb" in text  # the JupyterLab edition
     assert "Traceback" not in text, "a stored error or traceback is shown on the page"
 
 

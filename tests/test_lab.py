@@ -1,21 +1,41 @@
-"""The chapters as a Binder reader gets them: JupyterLab (with jupyterlab-myst) in Chromium, a
-live kernel. For every chapter with an explorable (tests/browser/check_lab.js): the markdown
-shows no raw MyST markup, no output shows a widget's repr before or after Run All, Run All ends
-without an error output, and every control of every explorable, moved with the keyboard and with
-the mouse, redraws the figure while JupyterLab keeps its active cell (arrow keys are the
-control's, not the notebook's); an action button is recomputed in the kernel and redrawn; a
-saved and reloaded notebook draws its explorables again.
+"""The chapters as a Binder reader gets them: the JupyterLab edition that Binder's postBuild
+writes (scripts/export_notebooks.py --edition lab, from the built book), in JupyterLab with
+jupyterlab-myst in Chromium, a live kernel. For every chapter with an explorable
+(tests/browser/check_lab.js): the markdown shows no raw MyST markup and no citation or reference
+that jupyterlab-myst marks "Not Found", every link to another chapter names a notebook the server
+has, solutions are titled as on the page ("Solution to Exercise 2.1 …"), no output shows a
+widget's repr before or after Run All, Run All ends without an error output, and every control of
+every explorable, moved with the keyboard and with the mouse, redraws the figure while JupyterLab
+keeps its active cell (arrow keys are the control's, not the notebook's); an action button is
+recomputed in the kernel and redrawn; a saved and reloaded notebook draws its explorables again;
+clicking a link to another chapter opens that chapter.
 
-JupyterLab runs on a temporary copy of book/ (autosave never touches the repository).
+JupyterLab runs on the edition written into a temporary folder (autosave never touches the
+repository).
 LAB_CHAPTERS=02,09 limits the chapters; LAB_REPORT=path keeps the report (with the Run All
 times and the redraw timings) for benchmarks/bench_redraw.py."""
 import json
 import os
+import re
 import subprocess
+
+import importlib.util
+import sys
 
 import pytest
 
 from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, median_ms, require_browser
+
+pytestmark = [pytest.mark.lab, pytest.mark.book]
+
+
+def exporter():
+    if "export_notebooks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["export_notebooks"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["export_notebooks"]
 
 
 def explorable_count(nb):
@@ -33,6 +53,7 @@ def explorable_count(nb):
 
 
 def lab_chapters():
+    """The chapters with explorables: name -> (cells, explorables) of the book's notebook."""
     chosen = [c.strip() for c in os.environ.get("LAB_CHAPTERS", "").split(",") if c.strip()]
     out = {}
     for path in sorted((ROOT / "book").glob("*.ipynb")):
@@ -49,14 +70,28 @@ CHAPTERS = lab_chapters()
 
 
 @pytest.fixture(scope="module")
-def lab_report(tmp_path_factory):
+def edition(book_html, tmp_path_factory):
+    """The JupyterLab edition of every chapter, as Binder's postBuild writes it."""
+    E = exporter()
+    folder = tmp_path_factory.mktemp("binder") / E.EDITION_DIR
+    E.export_book(folder, E.BookIndex.from_build(ROOT, book_html.parent), "lab")
+    return folder
+
+
+def cell_count(edition, name):
+    return len(json.loads((edition / name).read_text(encoding="utf-8"))["cells"])
+
+
+@pytest.fixture(scope="module")
+def lab_report(edition, tmp_path_factory):
     require_browser()
     work = tmp_path_factory.mktemp("lab")
     out = work / "lab_report.json"
-    args = [f"{name}={cells},{n}" for name, (cells, n) in CHAPTERS.items()]
-    with jupyter_lab(work, work / "jupyter-lab.log") as url:
+    args = [f"{name}={cell_count(edition, name)},{n}" for name, (_cells, n) in CHAPTERS.items()]
+    first = next(iter(CHAPTERS))
+    with jupyter_lab(work, work / "jupyter-lab.log", notebooks=edition) as url:
         res = subprocess.run(["node", str(BROWSER_DIR / "check_lab.js"), "--lab", url, "--out", str(out),
-                              "--shots", str(work), "--reopen", next(iter(CHAPTERS)), *args],
+                              "--shots", str(work), "--reopen", first, "--follow", first, *args],
                              capture_output=True, text=True, timeout=1800, env={**os.environ, "CHROMIUM": CHROMIUM})
     report = json.loads(out.read_text()) if out.exists() else {"notebooks": {}}
     report.update(returncode=res.returncode, stderr=res.stderr[-6000:])
@@ -92,7 +127,37 @@ def test_there_are_chapters_to_read():
 def test_markdown_renders_without_raw_myst(lab_report, name):
     info = chapter(lab_report, name)
     assert info["beforeRun"]["markdownCells"] > 0
+    assert info["beforeRun"]["unrendered"] == 0, "every markdown cell is rendered before it is read"
     assert not info["beforeRun"]["rawMyst"], f"MyST markup shown as text: {info['beforeRun']['rawMyst'][:5]}"
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_citations_and_references_resolve(lab_report, name):
+    info = chapter(lab_report, name)
+    assert not info["beforeRun"]["notFound"], info["beforeRun"]["notFound"][:5]
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_links_to_other_chapters_name_their_notebooks(lab_report, name):
+    links = chapter(lab_report, name)["beforeRun"]["chapterLinks"]
+    broken = [l for l in links if l["found"] != "notebook"]
+    assert not broken, broken[:5]
+
+
+@pytest.mark.parametrize("name", list(CHAPTERS))
+def test_solutions_are_titled_as_on_the_page(lab_report, name):
+    titles = chapter(lab_report, name)["beforeRun"]["solutions"]
+    assert titles, "the chapter's solutions are folded under their titles"
+    for t in titles:
+        assert re.match(r"^Solution to Exercise \d+(\.\d+)?\b", t), t
+
+
+def test_a_link_to_another_chapter_opens_it(lab_report):
+    followed = chapter(lab_report, next(iter(CHAPTERS)))["followed"]
+    assert followed["opened"], followed
+    target = ROOT / "book" / followed["target"]
+    title = next(c for c in json.loads(target.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "markdown")
+    assert followed["title"] == re.match(r"# (.+)", "".join(title["source"])).group(1).replace("`", "").strip()
 
 
 @pytest.mark.parametrize("name", list(CHAPTERS))
@@ -115,8 +180,7 @@ def test_run_all_ends_without_errors(lab_report, name):
 @pytest.mark.parametrize("name", list(CHAPTERS))
 def test_every_control_redraws_from_keyboard_and_mouse(lab_report, name):
     info = chapter(lab_report, name)
-    cells, n = CHAPTERS[name]
-    assert len(info["explorables"]) == n, info["problems"]
+    assert len(info["explorables"]) == CHAPTERS[name][1], info["problems"]
     for e in info["explorables"]:
         assert e["kernel"] == "yes", f"{e['kind']} does not see the kernel"
         hows = {m["how"] for m in e["moves"]}

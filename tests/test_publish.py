@@ -2,8 +2,11 @@
 
 - The workflows parse and run the README's commands (CI: `.ci/run`; Pages: the README's build
   command, then the PDF, then the official Pages actions).
-- Each chapter page has Colab and Binder buttons that open that very notebook, both following
-  `_config.yml`'s one repository setting, and a download menu that offers the `.ipynb`.
+- Each chapter page has Colab and Binder buttons that open that chapter's generated editions
+  (scripts/export_notebooks.py), both following `_config.yml`'s one repository setting: Colab the
+  Colab edition on the `notebooks` branch, which the Pages workflow publishes there; Binder the
+  JupyterLab edition, which Binder's `postBuild` writes into `notebooks/`. The download menu offers
+  the Colab edition, published next to the pages.
 - Each chapter's setup cell installs from that same repository, and a chapter copied into an
   empty folder with a fresh virtual environment (the book's requirements, not the project) runs.
 - At 390 px width, in light and dark mode, no page scrolls sideways and figures fit (Chromium).
@@ -118,6 +121,57 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     assert "--html _build/html" in pdf[0]
 
 
+def export_module():
+    import importlib.util
+
+    if "export_notebooks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["export_notebooks"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["export_notebooks"]
+
+
+def test_pages_workflow_publishes_the_colab_edition_where_the_buttons_point():
+    E = export_module()
+    pages = workflow("pages.yml")
+    assert pages["permissions"]["contents"] == "read", "only the job that pushes the edition may write"
+    lines = run_lines(pages)
+    build = readme_commands()[0]
+    export = [l for l in lines if l.startswith("python scripts/export_notebooks.py")]
+    assert export == [f"python scripts/export_notebooks.py _build/html/{E.EDITION_DIR}"], \
+        "the Colab edition goes next to the pages, where the download menu links it"
+    assert lines.index(export[0]) > lines.index(build), "the export reads the build"
+    (build_job,) = [j for j in pages["jobs"].values() if any(build in s.get("run", "") for s in j["steps"])]
+    (upload,) = [s for s in build_job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert upload["with"]["path"] == f"_build/html/{E.EDITION_DIR}"
+    assert build_job["steps"].index(upload) < [s.get("uses", "").split("@")[0] for s in build_job["steps"]].index(
+        "actions/upload-pages-artifact"), "the edition is in the site's artifact too"
+    (push_job,) = [j for j in pages["jobs"].values()
+                   if any("git push" in s.get("run", "") for s in j.get("steps", []))]
+    assert push_job["permissions"] == {"contents": "write"}
+    (download,) = [s for s in push_job["steps"] if s.get("uses", "").startswith("actions/download-artifact")]
+    assert download["with"]["name"] == upload["with"]["name"]
+    push = [l for s in push_job["steps"] for l in s.get("run", "").splitlines() if "git push" in l]
+    assert push and push[0].strip().endswith(f" {E.EDITION_BRANCH}"), "pushed to the branch the Colab buttons open"
+    assert [l for s in push_job["steps"] for l in s.get("run", "").splitlines() if "git init" in l] == \
+        [f"git init -q -b {E.EDITION_BRANCH}"]
+
+
+def test_binder_writes_the_jupyterlab_edition_that_its_buttons_open():
+    E = export_module()
+    post = ROOT / "postBuild"
+    assert post.exists() and os.access(post, os.X_OK), "repo2docker runs an executable postBuild"
+    assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists(), \
+        "a binder/ folder would make repo2docker ignore requirements.txt and postBuild at the root"
+    lines = [l.strip() for l in post.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
+    build = [l for l in lines if l.startswith("jupyter-book build .")]
+    export = [l for l in lines if l.startswith("python scripts/export_notebooks.py")]
+    assert build and export and lines.index(build[0]) < lines.index(export[0])
+    assert export[0] == f"python scripts/export_notebooks.py --edition lab {E.EDITION_DIR}"
+    assert f"/{E.EDITION_DIR}/" in (ROOT / ".gitignore").read_text().splitlines(), "the edition is never committed"
+
+
 def test_readme_documents_the_pdf_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "python scripts/book_pdf.py" in readme
@@ -175,25 +229,40 @@ def book_html(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_page_launches_its_own_notebook_in_colab_and_binder(book_html, chapter):
+def test_chapter_page_launches_its_editions_in_colab_and_binder(book_html, chapter):
+    E = export_module()
     org, repo, branch = repo_parts()
+    name = chapter.rsplit("/", 1)[-1]
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
     links = set(re.findall(r'href="([^"]+)"', text))
-    colab = f"https://colab.research.google.com/github/{org}/{repo}/blob/{branch}/{chapter}.ipynb"
-    binder = f"https://mybinder.org/v2/gh/{org}/{repo}/{branch}?urlpath=lab/tree/{chapter}.ipynb"
+    colab = f"https://colab.research.google.com/github/{org}/{repo}/blob/{E.EDITION_BRANCH}/{name}.ipynb"
+    binder = f"https://mybinder.org/v2/gh/{org}/{repo}/{branch}?urlpath=lab/tree/{E.EDITION_DIR}/{name}.ipynb"
     assert colab in links, [l for l in links if "colab" in l]
     assert binder in links, [l for l in links if "binder" in l]
 
 
+@pytest.fixture(scope="module")
+def colab_edition(book_html, tmp_path_factory):
+    """The Colab edition written from this build, as the Pages workflow writes it."""
+    E = export_module()
+    out = tmp_path_factory.mktemp("site") / E.EDITION_DIR
+    E.export_book(out, E.BookIndex.from_build(ROOT, book_html.parent), "colab")
+    return out
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_download_menu_offers_the_notebook_with_its_setup_cell(book_html, chapter):
+def test_download_menu_offers_the_colab_edition_with_its_setup_cell(book_html, colab_edition, chapter):
+    E = export_module()
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
-    depth = chapter.count("/")
-    href = "../" * depth + f"_sources/{chapter}.ipynb"
-    assert f'href="{href}"' in text, "the download menu must offer the .ipynb"
-    downloaded = book_html / "_sources" / f"{chapter}.ipynb"
-    assert setup_cell(downloaded) == setup_cell(ROOT / f"{chapter}.ipynb"), \
-        "the downloaded notebook must start with the setup cell, so it runs on its own"
+    name = chapter.rsplit("/", 1)[-1]
+    href = "../" * chapter.count("/") + f"{E.EDITION_DIR}/{name}.ipynb"
+    assert re.search(rf'<a href="{re.escape(href)}"[^>]*download-notebook-button[^>]*title="[^"]*Colab edition',
+                     text), "the download menu offers the chapter's Colab edition, and says so"
+    assert "_sources/" + chapter + ".ipynb" not in text, "the MyST source is not offered as the notebook"
+    nb = json.loads((colab_edition / f"{name}.ipynb").read_text(encoding="utf-8"))
+    assert nb["cells"][0]["cell_type"] == "markdown" and "Colab edition" in "".join(nb["cells"][0]["source"])
+    assert nb["cells"][1]["source"] == setup_cell(ROOT / f"{chapter}.ipynb")["source"], \
+        "the downloaded notebook runs the setup cell first, so it runs on its own"
 
 
 def test_every_page_loads_the_book_stylesheet(book_html):

@@ -3,18 +3,22 @@
 // keyboard and the mouse while the kernel is attached.
 //
 //   node check_lab.js --lab URL/lab?token=T --out REPORT.json [--shots DIR] [--reopen NOTEBOOK.ipynb]
-//                     NOTEBOOK.ipynb=CELLS,EXPLORABLES ...
+//                     [--follow NOTEBOOK.ipynb] NOTEBOOK.ipynb=CELLS,EXPLORABLES ...
 //
 // CELLS is the notebook's number of cells (the page is ready when they are all there), EXPLORABLES
 // the number of explorables its outputs show. Reports, per
 // notebook: markdown cells whose rendered text still shows MyST markup ({cite}, {doc}, ```{exercise}
-// ...), outputs that show a widget's repr or "Error displaying widget" before and after the run,
+// ...), citations or references that jupyterlab-myst marks "Not Found", links to other chapters
+// (links into the server's files) and whether each names a notebook the server has, the titles of the folded solutions,
+// outputs that show a widget's repr or "Error displaying widget" before and after the run,
 // error outputs after the run, the Run All time, and for each explorable (div.cnnx, see
 // cnnviz/static/explorable.js) every control moved once by keyboard and once by mouse: whether
 // the drawing changed (its data-key), whether JupyterLab kept the same active cell (arrow keys
 // must not move through the notebook), the time from the input event to the next frame, and the
 // time from an action button (recomputed in the kernel) to the new drawing. The --reopen notebook
 // is then saved and JupyterLab reloaded: its explorables must come back (no "model not found").
+// In the --follow notebook, the first link to another chapter is clicked: that chapter must open
+// in JupyterLab (its tab current, its title shown).
 // Exits 1 when something a reader would see as broken was found.
 const path = require("path");
 const fs = require("fs");
@@ -50,14 +54,37 @@ function readNotebook([rawSrc, reprSrc]) {
   const raw = new RegExp(rawSrc, "m"), repr = new RegExp(reprSrc);
   const panel = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden)");
   const cells = Array.from(panel.querySelectorAll(".jp-Notebook .jp-Cell"));
-  const rawMyst = [], reprs = [], errors = [];
+  const rawMyst = [], reprs = [], errors = [], notFound = [], chapterLinks = [], solutions = [];
+  let unrendered = 0;
   cells.forEach((cell, i) => {
     if (cell.classList.contains("jp-MarkdownCell")) {
       const area = cell.querySelector(".jp-InputArea");
       const shown = area ? Array.from(area.children).filter((c) =>
         !c.classList.contains("jp-InputArea-editor") && !c.classList.contains("jp-InputArea-prompt")) : [];
       const text = shown.map((c) => c.innerText || c.textContent).join("\n");
+      if (!(cell.querySelector(".jp-InputArea .myst") || cell.querySelector(".jp-InputPlaceholder"))) unrendered += 1;
       if (raw.test(text)) rawMyst.push({ cell: i, text: text.match(raw)[0], near: text.slice(0, 120) });
+      // jupyterlab-myst marks a citation or reference it cannot resolve (title "Citation Not Found")
+      for (const el of shown.flatMap((c) => [c, ...c.querySelectorAll("*")])) {
+        const title = el.getAttribute("title") || "";
+        if (/not found/i.test(title)) notFound.push({ cell: i, title, text: (el.textContent || "").trim().slice(0, 80) });
+      }
+      // sphinx-exercise's gated solutions read "Start of Solution to Exercise N" in jupyterlab-myst
+      const start = text.match(/Start of Solution[^\n]*/);
+      if (start) solutions.push(start[0].trim());
+      const marked = text.match(/\b(Citation|Reference|Cross-reference) Not Found\b/i);
+      if (marked) notFound.push({ cell: i, title: marked[0], text: text.slice(0, 80) });
+      for (const c of shown) {
+        for (const a of c.querySelectorAll("a[href]")) {
+          const href = a.getAttribute("href");
+          // a link into the server's files (where jupyterlab-myst points a relative link): a chapter
+          const local = /\/files\//.test(href) || !/^([a-z][a-z0-9+.-]*:|#|\/\/)/i.test(href);
+          if (local) chapterLinks.push({ cell: i, text: a.textContent.trim(), href });
+        }
+        for (const s of c.querySelectorAll("summary")) {
+          if (/Solution/.test(s.textContent)) solutions.push(s.textContent.trim());
+        }
+      }
     }
     for (const out of cell.querySelectorAll(".jp-OutputArea-output")) {
       const text = out.textContent || "";
@@ -71,7 +98,8 @@ function readNotebook([rawSrc, reprSrc]) {
   const prompts = Array.from(panel.querySelectorAll(".jp-CodeCell .jp-InputPrompt")).map((p) => p.textContent.trim());
   const indicator = document.querySelector(".jp-Notebook-ExecutionIndicator");
   return { cells: cells.length, markdownCells: panel.querySelectorAll(".jp-MarkdownCell").length,
-           rawMyst, reprs, errors, running: prompts.filter((p) => p.includes("*")).length,
+           unrendered, rawMyst, reprs, errors, notFound, chapterLinks, solutions,
+           running: prompts.filter((p) => p.includes("*")).length,
            kernel: indicator ? indicator.dataset.status : null };
 }
 
@@ -169,7 +197,69 @@ async function useExplorable(page, i) {
   return out;
 }
 
-async function checkNotebook(context, lab, nb, shots, reopen) {
+// Wait for jupyterlab-myst to render every markdown cell (its .myst view replaces an empty
+// placeholder seconds after the cells appear; a folded cell shows its input placeholder instead):
+// read earlier, an empty page shows nothing wrong.
+async function waitForMarkdown(page) {
+  await page.waitForFunction(() => {
+    const cells = document.querySelectorAll(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell");
+    return cells.length && Array.from(cells).every((c) =>
+      c.querySelector(".jp-InputArea .myst") || c.querySelector(".jp-InputPlaceholder"));
+  }, null, { timeout: 90000 }).catch(() => {});
+  await page.waitForTimeout(300);
+}
+
+// The server path of a chapter link as jupyterlab-myst writes it (…/files/PATH.ipynb?_xsrf=…, or
+// a relative PATH.ipynb), and whether the server has that notebook.
+function linkPath(href, notebook) {
+  const url = new URL(href, "http://host/files/" + notebook);
+  const i = url.pathname.indexOf("/files/");
+  return decodeURIComponent(i >= 0 ? url.pathname.slice(i + "/files/".length) : url.pathname.replace(/^\//, ""));
+}
+
+async function checkLinks(lab, nb, links) {
+  const [base, query] = lab.split("/lab?");
+  const token = new URLSearchParams(query).get("token");
+  const out = [];
+  const seen = new Map();
+  for (const l of links) {
+    const p = linkPath(l.href, nb.name);
+    if (!seen.has(p)) {
+      const res = await fetch(`${base}/api/contents/${p.split("/").map(encodeURIComponent).join("/")}?content=0`,
+                              { headers: { Authorization: `token ${token}` } });
+      seen.set(p, res.status === 200 ? (await res.json()).type : `HTTP ${res.status}`);
+    }
+    out.push({ ...l, path: p, found: seen.get(p) });
+  }
+  return out;
+}
+
+// Click the first link to another chapter and see that chapter open (its tab current, its title
+// shown); then shut its kernel down again.
+async function followLink(page, lab, nb) {
+  const link = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell a[href*='/files/']").first();
+  if (!(await link.count())) return { opened: false, problem: "no link to another chapter" };
+  const href = await link.getAttribute("href");
+  const target = linkPath(href, nb.name).split("/").pop();
+  await link.scrollIntoViewIfNeeded();
+  await link.click();
+  const opened = await page.waitForFunction((target) => {
+    const tab = document.querySelector(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel");
+    const panel = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden)");
+    return tab && tab.textContent === target && panel && panel.querySelector(".jp-MarkdownCell h1");
+  }, target, { timeout: 60000 }).then(() => true, () => false);
+  const title = opened ? await page.evaluate(() =>
+    document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell h1").textContent.replace("¶", "").trim()) : null;
+  const [base, query] = lab.split("/lab?");
+  const token = new URLSearchParams(query).get("token");
+  const sessions = await (await fetch(`${base}/api/sessions`, { headers: { Authorization: `token ${token}` } })).json();
+  for (const s of sessions.filter((s) => s.path.endsWith(target))) {
+    await fetch(`${base}/api/sessions/${s.id}`, { method: "DELETE", headers: { Authorization: `token ${token}` } });
+  }
+  return { href, target, opened, title };
+}
+
+async function checkNotebook(context, lab, nb, shots, reopen, follow) {
   const page = await context.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
@@ -184,10 +274,11 @@ async function checkNotebook(context, lab, nb, shots, reopen) {
     const e = document.querySelector(".jp-Notebook-ExecutionIndicator");
     return e && e.dataset.status === "idle";
   }, null, { timeout: 120000 });
-  await page.waitForTimeout(1500);  // markdown (MyST) rendering finishes after the cells appear
+  await waitForMarkdown(page);  // MyST rendering finishes seconds after the cells appear
   result.openSeconds = (Date.now() - t0) / 1000;
   const src = [RAW_MYST.source, WIDGET_REPR.source];
   result.beforeRun = await page.evaluate(readNotebook, src);
+  result.beforeRun.chapterLinks = await checkLinks(lab, nb, result.beforeRun.chapterLinks);
   if (shots) await page.screenshot({ path: path.join(shots, nb.name + ".before.png") });
 
   // Run All, from the menu
@@ -217,10 +308,20 @@ async function checkNotebook(context, lab, nb, shots, reopen) {
 
   result.pageErrors = pageErrors;
   if (reopen) await saveAndReopen(page, nb, n, src, result);
+  if (follow) result.followed = await followLink(page, lab, nb);
 
   const b = result.beforeRun, a = result.afterRun, u = result.afterUse;
   if (b.cells < nb.cells) result.problems.push(`only ${b.cells} of ${nb.cells} cells shown`);
+  if (b.unrendered) result.problems.push(`${b.unrendered} markdown cells were not rendered`);
   for (const m of b.rawMyst) result.problems.push(`cell ${m.cell}: raw MyST "${m.text}" in the rendered markdown`);
+  for (const m of b.notFound) result.problems.push(`cell ${m.cell}: "${m.title}" at "${m.text}"`);
+  for (const l of b.chapterLinks.filter((l) => l.found !== "notebook")) {
+    result.problems.push(`cell ${l.cell}: the link "${l.text}" (${l.path}) opens no notebook (${l.found})`);
+  }
+  for (const s of b.solutions.filter((s) => !/^Solution to Exercise\b/.test(s))) result.problems.push(`a solution titled "${s}"`);
+  if (result.followed && !result.followed.opened) {
+    result.problems.push(`clicking the link to ${result.followed.target || "another chapter"} did not open it`);
+  }
   for (const r of b.reprs) result.problems.push(`cell ${r.cell}, before Run All: ${r.text}`);
   for (const r of a.reprs.concat(u.reprs)) result.problems.push(`cell ${r.cell}, after Run All: ${r.text}`);
   for (const e of a.errors.concat(u.errors)) result.problems.push(`cell ${e.cell}: error output ${e.text}`);
@@ -250,7 +351,7 @@ async function saveAndReopen(page, nb, n, src, result) {
   await page.waitForFunction((n) => document.querySelectorAll(".jp-NotebookPanel .jp-Notebook .jp-Cell").length >= n,
     nb.cells, { timeout: 120000 });
   await page.waitForFunction((n) => document.querySelectorAll("div.cnnx").length >= n, n, { timeout: 30000 }).catch(() => {});
-  await page.waitForTimeout(1500);
+  await waitForMarkdown(page);
   result.reopened = await page.evaluate(readNotebook, src);
   result.reopened.explorables = await page.locator("div.cnnx").count();
 }
@@ -264,7 +365,7 @@ async function saveAndReopen(page, nb, n, src, result) {
   for (const nb of opts.notebooks) {
     let res;
     try {
-      res = await checkNotebook(context, opts.lab, nb, opts.shots, opts.reopen === nb.name);
+      res = await checkNotebook(context, opts.lab, nb, opts.shots, opts.reopen === nb.name, opts.follow === nb.name);
     } catch (err) {
       res = { notebook: nb.name, problems: [`the check stopped: ${String(err).slice(0, 600)}`] };
     }
