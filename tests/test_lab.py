@@ -183,6 +183,8 @@ def test_every_control_redraws_from_keyboard_and_mouse(lab_report, name):
     assert len(info["explorables"]) == CHAPTERS[name][1], info["problems"]
     for e in info["explorables"]:
         assert e["kernel"] == "yes", f"{e['kind']} does not see the kernel"
+        if e["kind"] == "StateFigure":  # a figure has no controls to move
+            continue
         hows = {m["how"] for m in e["moves"]}
         assert hows == {"keyboard", "mouse"}, f"{e['kind']}: moved by {hows}"
         for m in e["moves"]:
