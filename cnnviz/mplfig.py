@@ -26,6 +26,9 @@ Every chapter shows them the same way::
   give it. A legend's box is filled with the page's background colour (:data:`BG`). Data colours
   (lines, bars, images) are yours: mid tones such as C0, C2, C3 and C4 keep 3:1 against both
   backgrounds, C1 (orange) does not on white.
+- **Where HTML is sanitized** (JupyterLab or GitHub showing a notebook the reader has not run
+  or trusted), the output shows the line "Figure: <titles> (drawn once this notebook is run or
+  trusted)." instead of the drawing.
 - **SVG, deterministic.** The figure is written as SVG with its text as text (it prints sharply
   and can be searched), inline in a ``text/html`` output with a ``text/plain`` description
   ``<Figure 720×300 px: …>``. The bytes depend only on the figure: no date, no generator
@@ -262,12 +265,24 @@ def figure_svg(fig, alt: Optional[str] = None) -> tuple:
     return svg, w, h
 
 
+# Where HTML is shown sanitized (JupyterLab and GitHub with a notebook the reader has not run or
+# trusted), <style> and <svg> are removed but the SVG's texts would stay, as a line of stray
+# words: the drawing sits in a hidden box that only the style shows (hidden="hidden": the sanitizer
+# drops empty attributes), and a note shows instead.
+_REVEAL = ("<style>.cnn-figure>.cnn-figure-draw{display:block!important}"
+           ".cnn-figure>.cnn-figure-untrusted{display:none}</style>")
+
+
 def figure_html(fig, alt: Optional[str] = None) -> dict:
     """The mime bundle :func:`show_figure` displays: ``text/html`` (inline SVG in a
     ``div.cnn-figure`` that scrolls on a narrow screen) and ``text/plain``."""
     svg, w, h = figure_svg(fig, alt)
     label = _alt(fig) if alt is None else alt
-    html = f'<div class="cnn-figure" style="overflow-x:auto;max-width:100%">{svg}</div>'
+    note = (f"Figure{': ' + html_lib.escape(label) if label else ''} (drawn once this notebook is run "
+            f"or trusted).")
+    html = (f'<div class="cnn-figure" style="overflow-x:auto;max-width:100%">{_REVEAL}'
+            f'<div class="cnn-figure-draw" hidden="hidden">{svg}</div>'
+            f'<p class="cnn-figure-untrusted">{note}</p></div>')
     plain = f"<Figure {w}×{h} px" + (f": {label}>" if label else ">")
     return {"text/html": html, "text/plain": plain}
 

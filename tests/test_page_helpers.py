@@ -39,7 +39,7 @@ def test_a_figure_is_inline_svg_with_a_deterministic_description():
     bundle = mplfig.figure_html(curves())
     assert set(bundle) == {"text/html", "text/plain"}
     html = bundle["text/html"]
-    assert html.startswith('<div class="cnn-figure"') and html.endswith("</svg></div>")
+    assert html.startswith('<div class="cnn-figure"') and "</svg></div><p class=\"cnn-figure-untrusted\">" in html
     assert "<?xml" not in html and "<!DOCTYPE" not in html and "<metadata>" not in html
     assert "Matplotlib v" not in html and not re.search(r"\d{4}-\d\d-\d\dT", html), "no version, no date"
     m = re.match(r"<Figure (\d+)×(\d+) px: loss>$", bundle["text/plain"])
@@ -195,3 +195,16 @@ def test_the_mark_colour_reads_in_both_themes():
         assert contrast(dark, bg) >= 4.5, (dark, bg)
     fallback = re.search(r"(#[0-9a-f]{6})\)\)", MARK_TEX).group(1)  # where no theme sets a colour
     assert contrast(fallback, "#ffffff") >= 4.5 and contrast(fallback, "#111111") >= 3.0
+
+
+def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words():
+    """JupyterLab's sanitizer (untrusted notebooks) removes <style> and <svg> tags but keeps
+    their text: the drawing's box is `hidden` unless the figure's own style shows it."""
+    html = mplfig.figure_html(curves())["text/html"]
+    m = re.match(r'<div class="cnn-figure"[^>]*>(<style>[^<]*</style>)<div class="cnn-figure-draw" hidden="hidden"><svg', html)
+    assert m and ".cnn-figure>.cnn-figure-draw{display:block!important}" in m.group(1)
+    assert ".cnn-figure>.cnn-figure-untrusted{display:none}" in m.group(1)
+    sanitized_view = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    sanitized_view = re.sub(r"</?(svg|g|path|text|tspan|defs|use|clipPath|rect|image)\b[^>]*>", "", sanitized_view)
+    shown = re.sub(r'<div class="cnn-figure-draw" hidden="hidden">.*?</div>', "", sanitized_view, flags=re.S)
+    assert re.sub(r"<[^>]+>", "", shown) == "Figure: loss (drawn once this notebook is run or trusted)."
