@@ -3,6 +3,7 @@ column in both themes (cnnviz.mplfig), printed tables (cnnviz.table), theme-safe
 matrices (cnnviz.draw.latex_matrix), and the nbval sanitizer that keeps figures comparable."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -208,3 +209,58 @@ def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words
     sanitized_view = re.sub(r"</?(svg|g|path|text|tspan|defs|use|clipPath|rect|image)\b[^>]*>", "", sanitized_view)
     shown = re.sub(r'<div class="cnn-figure-draw" hidden="hidden">.*?</div>', "", sanitized_view, flags=re.S)
     assert re.sub(r"<[^>]+>", "", shown) == "Figure: loss (drawn once this notebook is run or trusted)."
+
+
+# --- the layout checker finds each kind of offender ------------------------------------------------
+SYNTHETIC = """<!doctype html><html data-theme="light"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ margin: 0; font: 16px sans-serif; }}
+html[data-theme="dark"] body {{ background: #14181e; color: #ced6dd; }}
+main {{ width: 700px; max-width: 100%; margin: 0 auto; }}
+.bd-article {{ padding: 0 10px; }}
+pre {{ overflow-x: auto; font: 13px monospace; }}
+mjx-container {{ display: block; overflow-x: auto; }}
+mjx-math {{ display: inline-block; width: 900px; height: 20px; }}
+.clip {{ overflow-x: hidden; width: 200px; }}
+.wide {{ width: 1000px; height: 10px; background: #888; }}
+.cell_output img {{ max-width: 100%; }}
+</style></head><body><main><article class="bd-article">
+<h2>Code</h2><pre>{long_line}</pre>
+<h2>Math</h2><mjx-container display="true"><mjx-math></mjx-math></mjx-container>
+<h2>Box</h2><div class="clip"><div class="wide"></div></div>
+<h2>Figure</h2><div class="cell_output"><img width="1000" height="100" src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E%3Crect width='1000' height='100' fill='%23fff'/%3E%3C/svg%3E"></div>
+<div class="cnn-figure"><svg class="cnn-figure-svg" width="300" height="100" viewBox="0 0 300 100"
+ style="width:100%;max-width:300px;display:block"><rect width="300" height="60" fill="#ffffff"/>
+ <text x="10" y="85" style="font-size: 6px; fill: #000000">tiny black text</text></svg></div>
+<h2>Phone</h2><div style="width: 600px; height: 10px; background: #ccc"></div>
+<!-- {padding} -->
+</article></main></body></html>"""
+
+
+@pytest.mark.browser
+def test_the_layout_checker_finds_each_kind_of_offender(tmp_path):
+    """tests/browser/check_layout.js on a page made of one offender of each kind."""
+    import base64
+    import os
+    import subprocess
+
+    from browser_support import CHROMIUM, require_browser, serve
+
+    require_browser()
+    page = tmp_path / "site" / "bad.html"
+    page.parent.mkdir()
+    page.write_text(SYNTHETIC.format(long_line="x = 1  # " + "a" * 120, padding=base64.b64encode(os.urandom(450_000)).decode()))
+    out = tmp_path / "out"
+    with serve(page.parent) as base:
+        res = subprocess.run(["node", str(ROOT / "tests" / "browser" / "check_layout.js"), base, str(out), "bad.html"],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((out / "layout-report.json").read_text())["pages"]["bad.html"]
+    found = {o["check"] for o in report["offenders"]}
+    assert found >= {"code-clipped", "equation-clipped", "box-clipped", "figure-shrunk", "figure-text-small",
+                     "dark-bright-figure", "text-contrast", "phone-overflow", "phone-figure-shrunk",
+                     "page-weight"}, (found, res.stdout)
+    code = next(o for o in report["offenders"] if o["check"] == "code-clipped")
+    assert "129 characters" in code["detail"] and code["section"] == "Code"
+    assert "bad.html: " in res.stdout and "code-clipped" in res.stdout, "the summary is printed"

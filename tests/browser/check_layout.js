@@ -5,7 +5,7 @@
 //   code-clipped        a code cell, printed output or code block wider than its box at 1280 px
 //                       (scrollWidth > clientWidth): a line longer than the 88 characters the
 //                       column holds (_static/book.css)
-//   equation-clipped    a display equation wider than its box at 1280 px
+//   equation-clipped    a display equation wider than its box at 1280 px, or cut at its top or bottom
 //   box-clipped         anything else that scrolls or is cut off at 1280 px (a table, a widget)
 //   sticks-out          something wider than the column at 1280 px that does not scroll
 //   figure-shrunk       a figure shown below 80 % of its drawn width at 1280 px (a PNG drawn
@@ -222,8 +222,11 @@ function inPage([kind, limits]) {
       for (let a = mjx.parentElement; a && a !== article; a = a.parentElement) {
         if (scrollsX(a) || clipsX(a)) avail = Math.min(avail, a.clientWidth);
       }
-      if (w > avail + 1) {
-        out.push(offender("equation-clipped", mjx, `${Math.round(w)} px wide in ${avail} px: ${texOf(mjx).slice(0, 72)}`));
+      const r = math ? math.getBoundingClientRect() : null, b = mjx.getBoundingClientRect();
+      const cut = r && (r.top < b.top - 1 || r.bottom > b.bottom + 1) && getComputedStyle(mjx).overflowY !== "visible";
+      if (w > avail + 1 || cut) {
+        out.push(offender("equation-clipped", mjx, (cut && w <= avail + 1 ? "cut at its top or bottom: " :
+          `${Math.round(w)} px wide in ${avail} px: `) + texOf(mjx).slice(0, 72)));
         for (let a = mjx; a && a !== article; a = a.parentElement) seen.add(a);
       }
     }
