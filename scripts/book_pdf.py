@@ -171,19 +171,19 @@ class Chromium:
         self.errors: list[str] = []          # JavaScript errors of the current page
         self.failed: list[str] = []          # requests of the current page that failed
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.page_id = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for method, params in [("Page.enable", {}), ("Runtime.enable", {}), ("Network.enable", {}),
                                ("Fetch.enable", {"patterns": [{"urlPattern": "*"}]}),
                                ("Emulation.setDeviceMetricsOverride",
                                 {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})]:
-            self.call(method, params, session=True)
+            self.call(method, params, on_page=True)
 
     # messages
-    def _send(self, method: str, params: dict, session: bool) -> int:
+    def _send(self, method: str, params: dict, on_page: bool) -> int:
         self._id += 1
         msg = {"id": self._id, "method": method, "params": params}
-        if session:
-            msg["sessionId"] = self.session
+        if on_page:
+            msg["sessionId"] = self.page_id
         os.write(self._cmd_w, json.dumps(msg).encode("utf-8") + b"\0")
         return self._id
 
@@ -215,7 +215,7 @@ class Chromium:
         url, rid = params["request"]["url"], params["requestId"]
         file = None if url.startswith(self.base) else local_copy(url, self.scripts)
         if file is None:
-            self._send("Fetch.continueRequest", {"requestId": rid}, session=True)
+            self._send("Fetch.continueRequest", {"requestId": rid}, on_page=True)
             return
         ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if file.suffix == ".js":
@@ -224,10 +224,10 @@ class Chromium:
             "requestId": rid, "responseCode": 200,
             "responseHeaders": [{"name": "Content-Type", "value": ctype},
                                 {"name": "Access-Control-Allow-Origin", "value": "*"}],
-            "body": base64.b64encode(file.read_bytes()).decode("ascii")}, session=True)
+            "body": base64.b64encode(file.read_bytes()).decode("ascii")}, on_page=True)
 
-    def call(self, method: str, params: dict | None = None, session: bool = False, timeout: float = 120) -> dict:
-        wanted = self._send(method, params or {}, session)
+    def call(self, method: str, params: dict | None = None, on_page: bool = False, timeout: float = 120) -> dict:
+        wanted = self._send(method, params or {}, on_page)
         deadline = time.monotonic() + timeout
         while True:
             msg = self._read(max(0.0, deadline - time.monotonic()))
@@ -257,30 +257,30 @@ class Chromium:
     # a page
     def open(self, url: str) -> None:
         self.errors, self.failed, self._events = [], [], []
-        self.call("Page.navigate", {"url": url}, session=True)
+        self.call("Page.navigate", {"url": url}, on_page=True)
         self.wait_event("Page.loadEventFired", timeout=120)
 
     def evaluate(self, expression: str, timeout: float = 120):
         res = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                             "returnByValue": True}, session=True, timeout=timeout)
+                                             "returnByValue": True}, on_page=True, timeout=timeout)
         if "exceptionDetails" in res:
             raise BrowserError(res["exceptionDetails"].get("exception", {}).get("description", "error"))
         return res["result"].get("value")
 
     def set_content(self, html: str) -> None:
         self.open("about:blank")
-        frame = self.call("Page.getFrameTree", session=True)["frameTree"]["frame"]["id"]
-        self.call("Page.setDocumentContent", {"frameId": frame, "html": html}, session=True)
+        frame = self.call("Page.getFrameTree", on_page=True)["frameTree"]["frame"]["id"]
+        self.call("Page.setDocumentContent", {"frameId": frame, "html": html}, on_page=True)
         self.evaluate("document.fonts.ready.then(() => true)")
 
     def pdf(self) -> bytes:
         res = self.call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True,
-                                            "displayHeaderFooter": False}, session=True, timeout=300)
+                                            "displayHeaderFooter": False}, on_page=True, timeout=300)
         return base64.b64decode(res["data"])
 
     def close(self) -> None:
         try:
-            self._send("Browser.close", {}, session=False)
+            self._send("Browser.close", {}, on_page=False)
             self.proc.wait(timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()

@@ -50,7 +50,7 @@ const LIMITS = {
 };
 
 // --- in the page --------------------------------------------------------------------------------
-// Everything here runs inside page.evaluate, so it carries its own helpers.
+// Everything here runs inside page.evaluate, so it carries its own functions.
 function inPage([kind, limits]) {
   const article = document.querySelector("main .bd-article") || document.querySelector("main") || document.body;
   const visible = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: true });
