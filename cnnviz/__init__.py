@@ -10,8 +10,8 @@ How a chapter shows things (each prints once, reads in both themes and fits the 
   theme (:mod:`cnnviz.mplfig`);
 - a table: ``show_table(rows, header, footer=..., caption=...)``: a styled HTML table plus
   aligned text (:mod:`cnnviz.table`);
-- a marked entry in a matrix: ``latex_matrix(L1, boxed=mask == 1)``: bold, in a colour that
-  follows the theme (``\\class{cnn-max}``, styled by ``_static/book.css``).
+- a marked entry in a matrix: ``latex_matrix(L1, boxed=mask == 1, color="theme")``: bold, in
+  a colour that follows the theme (``\\class{cnn-max}``, styled by ``_static/book.css``).
 """
 from . import mplfig  # noqa: F401
 from .draw import (ACCENT, HIGHLIGHT, MARK_TEX, WINDOW, draw_matrix, format_value, latex_matrix,  # noqa: F401

@@ -124,12 +124,13 @@ def matrices_figure(mats: Sequence, titles: Sequence[str], highlights: Optional[
 MARK_TEX = r"\class{cnn-max}{\style{color:var(--cnn-max-color,var(--jp-content-link-color,#2f6fb5))}{\mathbf{%s}}}"
 
 
-def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: Optional[str] = None) -> str:
+def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: str = "red") -> str:
     """A ``bmatrix`` for MathJax; entries where ``boxed`` is true are marked (bold and coloured).
 
-    The mark follows the page's theme (:data:`MARK_TEX`: light and dark mode, JupyterLab's themes),
-    so it keeps its contrast everywhere; ``color`` (a TeX colour name) draws them with
-    ``\\color{...}`` instead, the same in every theme.
+    ``color="theme"`` is the book's mark: a colour that follows the page's theme
+    (:data:`MARK_TEX`: the book's light and dark mode, JupyterLab's themes), so it keeps its
+    contrast everywhere. A TeX colour name (``"red"``, the default of the stored outputs the
+    chapters have not re-run yet) draws ``\\color{...}``, the same in every theme.
     """
     M = np.asarray(M)
     boxed = np.zeros(M.shape, bool) if boxed is None else np.asarray(boxed, bool)
@@ -139,7 +140,7 @@ def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: Optional[str] 
         raise ValueError(f"M must be 1-D or 2-D, got shape {M.shape}")
     if boxed.shape != M.shape:
         raise ValueError(f"boxed must have M's shape {M.shape}, got {boxed.shape}")
-    mark = MARK_TEX if color is None else r"\color{%s}{\mathbf{%%s}}" % color
+    mark = MARK_TEX if color == "theme" else r"\color{%s}{\mathbf{%%s}}" % color
     rows = []
     for r in range(M.shape[0]):
         cells = []

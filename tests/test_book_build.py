@@ -274,7 +274,7 @@ def test_no_bright_figure_box_in_dark_mode(browser_report, name):
 @pytest.mark.parametrize("name", layout_pages("contrast"))
 def test_figure_text_and_coloured_math_keep_their_contrast(browser_report, name):
     found, text = offenders(browser_report, name, "text-contrast")
-    assert not found, f"below 4.5:1 (mark maxima with latex_matrix's boxed=, not \\color):\n{text}"
+    assert not found, f"below 4.5:1 (mark maxima with latex_matrix(..., color='theme'), not \\color):\n{text}"
 
 
 @pytest.mark.browser
