@@ -14,8 +14,13 @@ single JavaScript error and without a request for a missing script or font.
   the names the manager's build gave them; the build copies the fonts vendored in
   ``_static/widget-fonts/`` (with their license) there.
 
-- Each page's download menu also offers the whole book as one PDF (``scripts/book_pdf.py`` prints
-  it next to the pages; the Pages workflow publishes it).
+- Each page's download menu also offers the whole book as one PDF where it is published: only
+  when the build is told the PDF will sit next to the pages (``BOOK_PDF_LINK=1``, which the Pages
+  workflow sets before it builds and then runs ``scripts/book_pdf.py``), so the link is never a
+  404 in a plain build.
+- The bibliography is labelled author–year, as the book cites ("Seo, 2018", "Maas et al.,
+  2013"): the pybtex style ``book_author_year`` (``bibtex_default_style`` in ``_config.yml``);
+  ``_static/book.css`` sets each entry with a hanging indent after its label.
 
 - ``_static/mathjax2_shim.js`` (Jupyter Book puts every script of ``_static/`` on every page)
   runs first, before MathJax's configuration: the widget manager typesets labels with MathJax 2's
@@ -23,6 +28,7 @@ single JavaScript error and without a request for a missing script or font.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -123,7 +129,10 @@ BOOK_PDF = "cnn-backprop-book.pdf"  # the whole book, printed by scripts/book_pd
 
 
 def offer_book_pdf(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    """Each page's download menu offers the whole book as one PDF too."""
+    """Each page's download menu offers the whole book as one PDF too, when it is published
+    (config ``book_pdf_link``, from the environment variable ``BOOK_PDF_LINK=1``)."""
+    if not app.config.book_pdf_link:
+        return
     for group in context.get("header_buttons", []):
         if group.get("label") == "download-buttons":
             group["buttons"].append({"type": "link", "url": context["pathto"](BOOK_PDF, 1),
@@ -131,7 +140,56 @@ def offer_book_pdf(app: Sphinx, pagename, templatename, context, doctree) -> Non
                                      "icon": "fas fa-book", "label": "download-book-pdf-button"})
 
 
+# --- the bibliography: author-year labels, as the book cites ------------------------------------
+def _plain_text(latex: str) -> str:
+    from pybtex.richtext import Text
+
+    return Text.from_latex(latex).render_as("text")
+
+
+def author_year_label(entry) -> str:
+    """The label of a bibliography entry, worded like the book's citations: "Seo, 2018",
+    "Kingma and Ba, 2015", "Maas et al., 2013", "Paszke and others, 2019", "Reboud, n.d."."""
+    persons = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [_plain_text(" ".join(p.prelast_names + p.last_names)) for p in persons]
+    if not names:
+        who = _plain_text(entry.fields.get("title", entry.key))
+    elif len(names) == 1:
+        who = names[0]
+    elif len(names) == 2:
+        who = f"{names[0]} and {names[1]}"
+    else:
+        who = f"{names[0]} et al."
+    return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+def register_bibliography_style() -> None:
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as Unsrt
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            labels = [author_year_label(e) for e in sorted_entries]
+            seen = {}
+            for label in labels:  # the same authors and year twice: 2018a, 2018b
+                if labels.count(label) == 1:
+                    yield label
+                else:
+                    seen[label] = seen.get(label, 0) + 1
+                    yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+
+    class AuthorYearStyle(Unsrt):
+        default_label_style = "book_author_year"
+        default_sorting_style = "author_year_title"
+
+    register_plugin("pybtex.style.labels", "book_author_year", AuthorYearLabels, force=True)
+    register_plugin("pybtex.style.formatting", "book_author_year", AuthorYearStyle, force=True)
+
+
 def setup(app: Sphinx):
+    register_bibliography_style()
+    app.add_config_value("book_pdf_link", os.environ.get("BOOK_PDF_LINK", "") == "1", "html", [bool])
     app.connect("config-inited", load_shim_first)
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
     app.connect("html-page-context", offer_book_pdf, priority=600)

@@ -5,8 +5,6 @@ same code makes a chapter's static figures and its widgets' figures.
 """
 from __future__ import annotations
 
-import base64
-import io
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Optional, Sequence
@@ -16,7 +14,7 @@ from matplotlib import pyplot as plt
 from matplotlib.patches import Rectangle
 
 __all__ = ["format_value", "draw_matrix", "outline_cells", "outline_window", "matrices_figure",
-           "latex_matrix", "show_figure", "HIGHLIGHT", "WINDOW", "ACCENT"]
+           "latex_matrix", "MARK_TEX", "HIGHLIGHT", "WINDOW", "ACCENT"]
 
 HIGHLIGHT = "#d62728"   # the cells a gradient reaches (red)
 WINDOW = "#1f77b4"      # a pooling / kernel window (blue)
@@ -138,37 +136,36 @@ def matrices_figure(mats: Sequence, titles: Sequence[str], highlights: Optional[
     return fig
 
 
+#: How ``latex_matrix`` marks an entry (a maximum, a winner): bold, and coloured by the theme.
+#: MathJax 3 (the book, JupyterLab) and MathJax 2 both know ``\class`` and ``\style``.
+#: The colour is the CSS variable ``--cnn-max-color`` that ``_static/book.css`` sets for the light
+#: and the dark theme (class ``cnn-max``); where it is not set, JupyterLab's theme-aware link colour
+#: ``--jp-content-link-color``, and elsewhere a mid blue that is readable on white and on black.
+MARK_TEX = r"\class{cnn-max}{\style{color:var(--cnn-max-color,var(--jp-content-link-color,#2f6fb5))}{\mathbf{%s}}}"
+
+
 def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: str = "red") -> str:
-    """A ``bmatrix`` for MathJax; entries where ``boxed`` is true are drawn bold and coloured."""
+    """A ``bmatrix`` for MathJax; entries where ``boxed`` is true are marked (bold and coloured).
+
+    ``color="theme"`` is the book's mark: a colour that follows the page's theme
+    (:data:`MARK_TEX`: the book's light and dark mode, JupyterLab's themes), so it keeps its
+    contrast everywhere. A TeX colour name (``"red"``, the default of the stored outputs the
+    chapters have not re-run yet) draws ``\\color{...}``, the same in every theme.
+    """
     M = np.asarray(M)
+    boxed = np.zeros(M.shape, bool) if boxed is None else np.asarray(boxed, bool)
     if M.ndim == 1:
-        M = M[:, None]
+        M, boxed = M[:, None], boxed.reshape(-1, 1) if boxed.ndim == 1 else boxed
     if M.ndim != 2:
         raise ValueError(f"M must be 1-D or 2-D, got shape {M.shape}")
-    boxed = np.zeros(M.shape, bool) if boxed is None else np.asarray(boxed, bool)
+    if boxed.shape != M.shape:
+        raise ValueError(f"boxed must have M's shape {M.shape}, got {boxed.shape}")
+    mark = MARK_TEX if color == "theme" else r"\color{%s}{\mathbf{%%s}}" % color
     rows = []
     for r in range(M.shape[0]):
         cells = []
         for c in range(M.shape[1]):
             t = format_value(M[r, c], fmt).replace("−", "-").replace("∞", r"\infty")
-            cells.append(r"\color{%s}{\mathbf{%s}}" % (color, t) if boxed[r, c] else t)
+            cells.append(mark % t if boxed[r, c] else t)
         rows.append(" & ".join(cells))
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
-
-
-def show_figure(out, fig, dpi: Optional[float] = None) -> None:
-    """Show ``fig`` in the ``ipywidgets.Output`` ``out`` (replacing what it showed) and close it.
-
-    The PNG is set on the Output's ``outputs`` in one trait update. Unlike ``with out:
-    display(fig)``, this never leaks the figure into the notebook cell when no front end is
-    listening (nbval, scripts, tests), and the stored widget state still carries the picture
-    for the static book.
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight")
-    plt.close(fig)
-    out.outputs = ({"output_type": "display_data",
-                    "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
-                             "text/plain": f"<Figure size {fig.get_figwidth() * fig.dpi:.0f}x"
-                                           f"{fig.get_figheight() * fig.dpi:.0f}>"},
-                    "metadata": {}},)

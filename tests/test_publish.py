@@ -9,25 +9,28 @@
   the Colab edition, published next to the pages.
 - Each chapter's setup cell installs from that same repository, and a chapter copied into an
   empty folder with a fresh virtual environment (the book's requirements, not the project) runs.
-- At 390 px width, in light and dark mode, no page scrolls sideways and figures fit (Chromium).
-- `scripts/book_pdf.py` prints the whole book to one PDF, chapters in order, math typeset,
-  solutions unfolded.
+- The download menu links the whole book's PDF only where the Pages workflow publishes it.
+- `scripts/book_pdf.py` prints the whole book to one PDF: a title page, a contents page with
+  page numbers and links, the chapters in order with every explorable drawn, math typeset,
+  solutions unfolded; it fails, naming the page and the explorable, rather than print without it.
+
+(The pages at 390 px, in dark mode and at 1280 px are checked by tests/test_book_build.py.)
 
 Tests that need the built book use `$BOOK_HTML` (a built `_build/html`) when it is set, and
 otherwise build the book once into a temporary folder.
 """
 from __future__ import annotations
 
-import functools
-import http.server
+import importlib.util
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import tomllib
+import types
 import unicodedata
 from pathlib import Path
 
@@ -119,6 +122,9 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     assert pdf and lines.index(pdf[0]) > lines.index(build)
     assert re.search(r"--out _build/html/\S+\.pdf", pdf[0])
     assert "--html _build/html" in pdf[0]
+    # ... and the build that precedes it adds the link to every page's download menu
+    (build_step,) = [s for s in steps(pages) if build in s.get("run", "")]
+    assert str(build_step.get("env", {}).get("BOOK_PDF_LINK")) == "1"
 
 
 def export_module():
@@ -271,12 +277,44 @@ def test_every_page_loads_the_book_stylesheet(book_html):
         assert re.search(r'<link[^>]+href="[^"]*_static/book\.css', text), page
 
 
-def test_download_menu_offers_the_book_pdf_where_the_workflow_publishes_it(book_html):
+def local_extensions():
+    spec = importlib.util.spec_from_file_location("local_extensions", ROOT / "_ext" / "local_extensions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeApp:
+    def __init__(self, link=None):
+        self.config = types.SimpleNamespace(book_pdf_link=link)
+        self.values = {}
+
+    def add_config_value(self, name, default, rebuild, types=()):
+        self.values[name] = default
+
+    def connect(self, *args, **kwargs):
+        pass
+
+
+def test_download_menu_links_the_book_pdf_only_where_it_is_published(book_html, monkeypatch):
+    ext = local_extensions()
     pdf = re.search(r"--out _build/html/(\S+\.pdf)", "\n".join(run_lines(workflow("pages.yml")))).group(1)
-    for page in PAGES:
-        text = (book_html / f"{page}.html").read_text(encoding="utf-8")
-        href = "../" * page.count("/") + pdf
-        assert f'href="{href}"' in text, f"{page}: the download menu must offer the whole book's PDF"
+    assert pdf == ext.BOOK_PDF, "the pages link the file the Pages workflow prints"
+    # a build without BOOK_PDF_LINK=1 (the README's command, the tests') links no PDF: no 404
+    if os.environ.get("BOOK_PDF_LINK") != "1":
+        for page in PAGES:
+            assert pdf not in (book_html / f"{page}.html").read_text(encoding="utf-8"), page
+    for env, expected in (("1", True), ("", False)):
+        monkeypatch.setenv("BOOK_PDF_LINK", env)
+        app = FakeApp()
+        ext.setup(app)
+        assert app.values["book_pdf_link"] is expected
+    for link in (True, False):
+        context = {"header_buttons": [{"label": "download-buttons", "buttons": []}],
+                   "pathto": lambda name, resource: "../" + name}
+        ext.offer_book_pdf(FakeApp(link), "book/intro", "page.html", context, None)
+        urls = [b["url"] for b in context["header_buttons"][0]["buttons"]]
+        assert urls == (["../" + pdf] if link else [])
 
 
 # --- a chapter on its own, in a fresh virtual environment ------------------------------------
@@ -354,7 +392,7 @@ def test_a_chapter_runs_on_its_own_in_a_fresh_environment(tmp_path):
         f"the setup cell must install the modules into the fresh environment, found {where.stdout}"
 
 
-# --- in Chromium: a phone, dark mode, the PDF ------------------------------------------------
+# --- the PDF ------------------------------------------------------------------------------------
 def need_browser():
     missing = [str(p) for p in (Path(CHROMIUM), BROWSER_DIR / "node_modules" / "playwright-core") if not p.exists()]
     if missing or not shutil.which("node"):
@@ -362,47 +400,6 @@ def need_browser():
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-
-
-@pytest.fixture(scope="module")
-def layout_report(book_html, tmp_path_factory):
-    need_browser()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(book_html))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    shots = tmp_path_factory.mktemp("layout")
-    try:
-        res = subprocess.run(["node", str(BROWSER_DIR / "check_layout.js"), f"http://127.0.0.1:{server.server_port}",
-                              str(shots), *[f"{p}.html" for p in PAGES]], capture_output=True, text=True,
-                             timeout=1200, env={**os.environ, "CHROMIUM": CHROMIUM})
-    finally:
-        server.shutdown()
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize("page", PAGES)
-def test_page_fits_a_phone(layout_report, page, mode):
-    info = layout_report["pages"][f"{page}.html {mode}"]
-    assert info["theme"] == mode
-    assert info["innerWidth"] == 390
-    assert info["scrollWidth"] <= info["innerWidth"] + 1, f"the page scrolls sideways: {info['sticking']}"
-    assert not info["sticking"], f"sticks out of the screen: {info['sticking']}"
-    assert not info["clipped"], f"cut off at the edge of its box: {info['clipped']}"
-    assert not info["brokenImages"], info["brokenImages"]
-    assert not info["wideImages"], f"images wider than the screen: {info['wideImages']}"
-
-
-@pytest.mark.parametrize("page", CHAPTERS)
-def test_figures_keep_a_white_framed_background_in_dark_mode(layout_report, page):
-    info = layout_report["pages"][f"{page}.html dark"]
-    assert info["figureImages"], "a chapter has figures"
-    for fig in info["figureImages"]:
-        assert fig["background"] == "rgb(255, 255, 255)", fig
-        assert fig["filter"] == "none", f"a figure is dimmed in dark mode: {fig}"
-        assert fig["padding"] >= 4 and fig["border"] >= 1, f"a figure needs its white frame: {fig}"
 
 
 def normalized(text: str) -> str:
@@ -434,13 +431,44 @@ def book_pdf(book_html, tmp_path_factory):
     return pypdf.PdfReader(out)
 
 
-def test_book_pdf_holds_every_chapter_in_order(book_pdf):
-    pages = [normalized(p.extract_text()) for p in book_pdf.pages]
-    assert len(pages) >= 2 * len(PAGES), f"{len(pages)} PDF pages for {len(PAGES)} book pages"
+def pdf_texts(book_pdf) -> list[str]:
+    return [normalized(p.extract_text()) for p in book_pdf.pages]
+
+
+def chapter_starts(book_pdf) -> list[int]:
+    """The first PDF page (0-based) of each page of the table of contents, from the bookmarks."""
     outline = [(item.title, book_pdf.get_destination_page_number(item)) for item in book_pdf.outline]
-    assert len(outline) == len(PAGES), "one bookmark per page of the table of contents"
-    starts = [n for _, n in outline]
-    assert starts == sorted(starts) and starts[0] == 0
+    assert outline[0] == ("Contents", 1), "the contents page is bookmarked first"
+    assert len(outline) == 1 + len(PAGES), "one bookmark per page of the table of contents"
+    return [n for _, n in outline[1:]]
+
+
+def test_book_pdf_opens_with_a_title_page_and_a_contents_page(book_pdf):
+    pages = pdf_texts(book_pdf)
+    title = normalized(CONFIG["title"])
+    assert title in pages[0] and normalized(CONFIG["author"]) in pages[0], "the title page"
+    assert pages[1].startswith("Contents")
+    starts = chapter_starts(book_pdf)
+    assert starts[0] == 2, "the book starts after its title and contents pages"
+    links = [a.get_object() for a in book_pdf.pages[1].get("/Annots", [])]
+    targets = [book_pdf.get_destination_page_number(book_pdf.named_destinations[a["/Dest"]])
+               if isinstance(a["/Dest"], str) else book_pdf.get_page_number(a["/Dest"][0].get_object())
+               for a in links if a.get("/Subtype") == "/Link"]
+    assert targets == starts, "each contents entry links its chapter's first page"
+    for file, start in zip(PAGES, starts):
+        src = ROOT / f"{file}.ipynb" if (ROOT / f"{file}.ipynb").exists() else ROOT / f"{file}.md"
+        name = normalized(chapter_title(src))
+        assert re.search(re.escape(name) + r"[ .…]*" + str(start + 1) + r"\b", pages[1]), \
+            f"the contents page must list {name!r} on page {start + 1}"
+    for i in (starts[1], len(pages) - 1):
+        assert str(i + 1) in pages[i].split(), f"PDF page {i + 1} carries its number"
+
+
+def test_book_pdf_holds_every_chapter_in_order(book_pdf):
+    pages = pdf_texts(book_pdf)
+    assert len(pages) >= 2 * len(PAGES), f"{len(pages)} PDF pages for {len(PAGES)} book pages"
+    starts = chapter_starts(book_pdf)
+    assert starts == sorted(starts)
     ends = starts[1:] + [len(pages)]
     for file, start, end in zip(PAGES, starts, ends):
         src = ROOT / f"{file}.ipynb" if (ROOT / f"{file}.ipynb").exists() else ROOT / f"{file}.md"
@@ -476,6 +504,10 @@ def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
     # may well show TeX commands such as \\frac in strings, but not these)
     for raw in ["\\(", "\\[", "$$", "\\begin{"]:
         assert raw not in text, f"untypeset math {raw!r} in the PDF"
+    # code lines wrap whole (_static/book_print.js): never a comment's "#" alone at a line's end
+    for i, page in enumerate(book_pdf.pages):
+        alone = [line for line in page.extract_text().splitlines() if re.search(r"(^|\s)#$", line)]
+        assert not alone, f"PDF page {i + 1}: a line ends with a lone '#': {alone[:2]}"
     checked = 0
     for chapter in CHAPTERS:
         # the first plain line (no markup) of each solution is printed: the solutions are unfolded
@@ -486,3 +518,40 @@ def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
                 assert words in text, f"{chapter}: the solution text {words!r} is not in the PDF (folded?)"
                 checked += 1
     assert checked >= len(CHAPTERS), f"only {checked} solutions had a plain line to look for"
+
+
+def test_book_pdf_prints_every_explorable(book_html, book_pdf):
+    from browser_support import page_explorables
+
+    pages = pdf_texts(book_pdf)
+    starts = chapter_starts(book_pdf)
+    ends = starts[1:] + [len(pages)]
+    printed = 0
+    for file, start, end in zip(PAGES, starts, ends):
+        text = " ".join(pages[start:end])
+        for saved in page_explorables((book_html / f"{file}.html").read_text(encoding="utf-8")):
+            assert normalized(saved["title"]) in text, f"{file}: the explorable {saved['kind']} is not printed"
+            printed += 1
+    assert printed >= 7, f"only {printed} explorables in the book"
+
+
+def test_book_pdf_fails_naming_an_explorable_it_cannot_draw(book_html, tmp_path):
+    """Without the anywidget front end the explorables cannot be drawn: no PDF, and an error that
+    names the page and the explorable."""
+    need_browser()
+    pytest.importorskip("pypdf")
+    spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "scripts" / "book_pdf.py")
+    book_pdf_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_pdf_module)
+    html = tmp_path / "html"
+    shutil.copytree(book_html, html, ignore=shutil.ignore_patterns("*.pdf", "_sources", "_images"))
+    (html / "book" / "anywidget.js").unlink()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/02_maxpool_mask\n")
+    shutil.copy(ROOT / "_config.yml", root)
+    book_pdf_module.DRAW_TIMEOUT_S = 3
+    out = tmp_path / "book.pdf"
+    with pytest.raises(SystemExit, match=r"book/02_maxpool_mask\.html: the explorable\(s\) \['MaxPoolRouting'\]"):
+        book_pdf_module.build_pdf(html, out, CHROMIUM, book_pdf_module.LOCAL_SCRIPTS, root=root, log=io.StringIO())
+    assert not out.exists()

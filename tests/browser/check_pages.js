@@ -14,14 +14,19 @@
 // cell are compared with the expected state; the time from the control's input event to the next
 // animation frame is recorded for each move.
 //
+// On every page it also runs the layout pass of check_layout.js (1280 px light and dark, a 390 px
+// phone, the page's weight) and stores its offenders under "layout" (--no-layout skips it).
+//
 // Writes one JSON object to --out (or stdout): {pages: {name: {...}}, blocked: [urls]}.
 // Exits 1 when a page has a JavaScript error, a failed script/font/stylesheet request, or an
-// explorable that drew something else than expected.
+// explorable that drew something else than expected (layout offenders are reported, not fatal:
+// tests/test_book_build.py asserts on them).
 const path = require("path");
 const fs = require("fs");
 const { chromium } = require("playwright-core");
 const { routeLocal, CHROMIUM_ARGS } = require("./local_cdn");
 const { installTiming, takeTimings } = require("./redraw_timing");
+const { measureLayout, trackWeight, waitDrawn } = require("./check_layout");
 
 const MUST_LOAD = new Set(["script", "font", "stylesheet"]);
 
@@ -29,11 +34,13 @@ function parseArgs(argv) {
   const opts = { pages: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a.startsWith("--")) opts[a.slice(2)] = argv[++i];
+    if (a === "--no-layout") opts["no-layout"] = true;
+    else if (a.startsWith("--")) opts[a.slice(2)] = argv[++i];
     else opts.pages.push(a);
   }
+  opts.layout = !("no-layout" in opts);
   if (!opts.base || !opts.pages.length) {
-    console.error("usage: node check_pages.js --base URL [--out FILE] [--shots DIR] [--expect FILE] page.html ...");
+    console.error("usage: node check_pages.js --base URL [--out FILE] [--shots DIR] [--expect FILE] [--no-layout] page.html ...");
     process.exit(2);
   }
   return opts;
@@ -158,7 +165,7 @@ async function sweepExplorable(page, i, spec) {
   return result;
 }
 
-async function checkPage(context, base, name, shots, expected) {
+async function checkPage(context, base, name, shots, expected, layout) {
   const page = await context.newPage();
   const errors = [], consoleErrors = [], failedRequests = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -169,23 +176,10 @@ async function checkPage(context, base, name, shots, expected) {
   });
   await page.addInitScript(installTiming);
   const started = Date.now();
-  await page.goto(`${base}/${name}`, { waitUntil: "load" });
-  // MathJax: wait for its first typesetting pass, if the page loads it
-  await page.waitForFunction(
-    () => !document.querySelector('script[src*="mathjax"]') ||
-          (window.MathJax && window.MathJax.startup && window.MathJax.startup.document &&
-           window.MathJax.startup.promise), null, { timeout: 20000 }).catch(() => {});
-  await page.evaluate(() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise).catch(() => {});
-  // widgets: give the embed manager time to render every stored view
-  const views = await page.evaluate(() => document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length);
-  if (views) {
-    await page.waitForFunction((n) => document.querySelectorAll(".widget-subarea").length >= n &&
-      Array.from(document.querySelectorAll(".widget-subarea")).every((s) => s.childElementCount > 0),
-      views, { timeout: 30000 }).catch(() => {});
-    const want = (expected || []).length;
-    if (want) await page.waitForFunction((n) => document.querySelectorAll("div.cnnx[data-key]").length >= n, want, { timeout: 30000 }).catch(() => {});
-    await page.waitForTimeout(300);  // late errors of the widget manager (typesetting, fonts)
-  }
+  const weighed = trackWeight(page);
+  const response = await page.goto(`${base}/${name}`, { waitUntil: "load" });
+  // MathJax's first typesetting pass, every stored widget view rendered, the explorables drawn
+  await waitDrawn(page, { explorables: (expected || []).length });
   const info = await page.evaluate(() => {
     const imgs = Array.from(document.querySelectorAll("main img"));
     const sol = Array.from(document.querySelectorAll(".solution.dropdown, details.solution, .solution-dropdown, div.solution"));
@@ -208,6 +202,10 @@ async function checkPage(context, base, name, shots, expected) {
       }),
     };
   });
+  if (layout) {
+    const weight = await weighed(response);
+    info.layout = await measureLayout(page, { weight });
+  }
   // unfold the first solution and check its body becomes visible
   info.unfolded = null;
   const toggle = await page.$(".solution.dropdown button.toggle-button");
@@ -244,13 +242,16 @@ async function checkPage(context, base, name, shots, expected) {
   const opts = parseArgs(process.argv.slice(2));
   const expected = opts.expect ? JSON.parse(fs.readFileSync(opts.expect, "utf-8")).pages : {};
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  // pydata-sphinx-theme keeps the reader's choice in localStorage: start every page in light mode
+  await context.addInitScript(() => { localStorage.setItem("mode", "light"); localStorage.setItem("theme", "light"); });
   const blocked = new Set();
   await routeLocal(context, opts.base, blocked);
   const result = { pages: {}, blocked: [] };
   let bad = 0;
   for (const name of opts.pages) {
-    const info = await checkPage(context, opts.base, name, opts.shots, opts.expect ? (expected[name] || []) : null);
+    const info = await checkPage(context, opts.base, name, opts.shots, opts.expect ? (expected[name] || []) : null,
+                                 opts.layout);
     result.pages[name] = info;
     const failed = info.failedRequests.filter((r) => MUST_LOAD.has(r.type));
     const wrong = info.explorables.filter((e) => e.problems.length);
