@@ -668,7 +668,8 @@ def mini(tmp_path_factory):
     root = tmp_path_factory.mktemp("mini")
     config = copy.deepcopy(CONFIG)
     config["title"] = "A small book"
-    config["sphinx"].pop("local_extensions", None)
+    config["sphinx"].pop("local_extensions", None)  # the site's extensions, and the style they register
+    config["sphinx"]["config"].pop("bibtex_default_style", None)
     (root / "_config.yml").write_text(yaml.safe_dump(config))
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - numbered: true\n    chapters:\n"
                                    "      - file: book/01_one\n      - file: book/02_two\n  - chapters:\n"
