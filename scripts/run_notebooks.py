@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
+    # coalesce_streams: consecutive prints become one output, however the kernel split them
     client = NotebookClient(nb, timeout=900, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            coalesce_streams=True, resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     for cell in nb.cells:  # keep diffs small and outputs free of run-dependent metadata
         cell.metadata.pop("execution", None)
