@@ -50,6 +50,7 @@ for the reader's gradient check to find.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -184,7 +185,9 @@ def _run(ex: _Exercise, fn: Any) -> Optional[CheckSummary]:
         except _Mismatch as bad:
             raise AssertionError(_report(ex, case, number, name, bad)) from None
     tags = list(dict.fromkeys(case.tag for case in ex.cases))
-    summary = CheckSummary(f"{ex.checker}: {len(ex.cases)} cases passed — {', '.join(tags)}")
+    # wrapped at 88 characters, the width of the book's printed lines
+    summary = CheckSummary(textwrap.fill(f"{ex.checker}: {len(ex.cases)} cases passed — {', '.join(tags)}",
+                                         width=88, subsequent_indent="  ", break_on_hyphens=False))
     print(summary)
     return summary
 

@@ -281,17 +281,27 @@ def test_correct_implementations_pass_with_a_summary(checker, fn, capsys):
     assert " cases passed — " in summary
 
 
+def one_line(summary: str) -> str:
+    """A summary as one line (the checkers wrap it at 88 characters)."""
+    return " ".join(summary.split())
+
+
+def test_summaries_are_wrapped_at_88_characters(capsys):
+    summary = check_maxpool_backward(maxpool_backward)
+    assert "\n" in summary and max(len(line) for line in summary.splitlines()) <= 88
+
+
 def test_summaries_name_what_was_tried(capsys):
-    assert check_maxpool_backward(maxpool_backward) == (
+    assert one_line(check_maxpool_backward(maxpool_backward)) == (
         "check_maxpool_backward: 12 cases passed — 2×2 stride 2, ties, overlapping windows (3×3 stride 1), "
         "overlap with ties, padding with all-negative inputs, padding with ties, sizes not divisible by the "
         "stride, stride larger than the kernel, 3×3 stride 2, batches and channels, non-square inputs, "
         "random floats")
-    assert "inputs exactly 0" in check_relu_backward(relu_backward)
-    assert "padding (count_include_pad=True)" in check_avgpool_backward(avgpool_backward)
-    assert "asymmetric kernel (rot180 ≠ transpose)" in check_conv_backward(conv_backward)
-    assert "F ≠ C" in check_conv_backward(conv_backward)
-    assert "logits of ±1000" in check_softmax_cross_entropy(softmax_ce)
+    assert "inputs exactly 0" in one_line(check_relu_backward(relu_backward))
+    assert "padding (count_include_pad=True)" in one_line(check_avgpool_backward(avgpool_backward))
+    assert "asymmetric kernel (rot180 ≠ transpose)" in one_line(check_conv_backward(conv_backward))
+    assert "F ≠ C" in one_line(check_conv_backward(conv_backward))
+    assert "logits of ±1000" in one_line(check_softmax_cross_entropy(softmax_ce))
 
 
 # ---------------------------------------------------------------------------
@@ -1011,14 +1021,14 @@ def test_the_batteries_are_float64_and_the_same_on_every_import(monkeypatch):
                     assert value == twin.inputs[key]
 
 
-def test_the_module_needs_only_numpy_and_the_core():
+def test_the_module_needs_only_numpy_the_core_and_the_standard_library():
     import ast
     from pathlib import Path
     tree = ast.parse(Path(ex.__file__).read_text())
     imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names}
     imports |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imports <= {"__future__", "dataclasses", "typing", "numpy", "mlp_cnn_core"}, imports
+    assert imports <= {"__future__", "dataclasses", "textwrap", "typing", "numpy", "mlp_cnn_core"}, imports
 
 
 def test_every_public_function_is_typed():
