@@ -1,4 +1,4 @@
-"""Shared fixtures, hypothesis strategies and helpers for the core test suite.
+"""Shared fixtures, hypothesis strategies and helpers for the test suite, and its tiers.
 
 The hypothesis profile "core" is registered and loaded here so that every run
 (local and CI) is reproducible: ``derandomize=True`` draws the same examples each
@@ -6,8 +6,10 @@ time, ``deadline=None`` avoids flaky timing failures on slow CI machines and
 ``print_blob=True`` prints a reproduction blob when a test fails.
 
 Test modules import the strategies with ``from conftest import ...`` (pytest puts
-this directory on ``sys.path``; a fallback handles ``tests`` being a package).
+this directory on ``sys.path``).  ``LAYERS`` runs a test over the teaching core and the
+fast module; ``pytest_collection_modifyitems`` marks the tiers (the end of this file).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,10 +36,55 @@ settings.register_profile(
     max_examples=100,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# a longer, randomised run for local bug hunting: HYPOTHESIS_PROFILE=thorough pytest tests/
-settings.register_profile("thorough", parent=settings.get_profile("core"), derandomize=False,
-                          max_examples=1000)
+# a longer, randomised run for local bug hunting: HYPOTHESIS_PROFILE=thorough pytest
+# tests/
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("core"),
+    derandomize=False,
+    max_examples=1000,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "core"))
+
+
+# ---------------------------------------------------------------------------
+# The two implementations of the layers: one suite proves both
+# ---------------------------------------------------------------------------
+
+import mlp_cnn_core  # noqa: E402  (after the sys.path line above)
+import mlp_cnn_fast  # noqa: E402
+
+
+class _LargePaths:
+    """mlp_cnn_fast with its paths for small arrays switched off and its convolution
+    columns cut into chunks of 16 outputs, so that the tests' small examples
+    reach the code that large arrays take (max pooling: one map at a time)."""
+
+    _LIMITS = {"_SMALL": -1, "_COLUMN_BYTES": 1, "_MAPS_BYTES": 1}
+
+    def __getattr__(self, name):
+        attr = getattr(mlp_cnn_fast, name)
+        if not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def call(*args, **kwargs):
+            saved = {k: getattr(mlp_cnn_fast, k) for k in self._LIMITS}
+            vars(mlp_cnn_fast).update(self._LIMITS)
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                vars(mlp_cnn_fast).update(saved)
+
+        return call
+
+
+#: ``@LAYERS`` runs a test with ``layers`` = the teaching core, the fast module, and the
+#: fast module on the paths it takes for large arrays
+LAYERS = pytest.mark.parametrize(
+    "layers",
+    [mlp_cnn_core, mlp_cnn_fast, _LargePaths()],
+    ids=["core", "fast", "fast-large"],
+)
 
 
 # ---------------------------------------------------------------------------
@@ -47,7 +94,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "core"))
 VALUE_KINDS = ("float", "ints", "halves")
 
 
-def make_array(rng: np.random.Generator, shape, kind: str = "float", dtype=np.float64) -> np.ndarray:
+def make_array(
+    rng: np.random.Generator, shape, kind: str = "float", dtype=np.float64
+) -> np.ndarray:
     """A random array.
 
     ``"float"``: standard normal (ties have probability 0);
@@ -65,20 +114,31 @@ def make_array(rng: np.random.Generator, shape, kind: str = "float", dtype=np.fl
     return np.asarray(a, dtype=dtype)
 
 
-def assert_close(actual, expected, atol: float = 1e-10, rtol: float = 0.0, err_msg: str = "") -> None:
+def assert_close(
+    actual, expected, atol: float = 1e-10, rtol: float = 0.0, err_msg: str = ""
+) -> None:
     """Shapes equal and values within tolerance (NaNs in the same places)."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
-    assert actual.shape == expected.shape, f"{err_msg}: shape {actual.shape} != {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg, equal_nan=True)
+    assert actual.shape == expected.shape, (
+        f"{err_msg}: shape {actual.shape} != {expected.shape}"
+    )
+    np.testing.assert_allclose(
+        actual, expected, rtol=rtol, atol=atol, err_msg=err_msg, equal_nan=True
+    )
 
 
 def assert_close32(actual, expected, rtol: float = 1e-5, err_msg: str = "") -> None:
     """float32 comparison: relative 1e-5, with an absolute floor scaled to the data."""
     expected = np.asarray(expected, dtype=np.float64)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    assert_close(np.asarray(actual, dtype=np.float64), expected, rtol=rtol,
-                 atol=rtol * (1.0 + scale), err_msg=err_msg)
+    assert_close(
+        np.asarray(actual, dtype=np.float64),
+        expected,
+        rtol=rtol,
+        atol=rtol * (1.0 + scale),
+        err_msg=err_msg,
+    )
 
 
 def as_pair(v) -> Tuple[int, int]:
@@ -93,12 +153,13 @@ def out_size(size: int, k: int, s: int, p: int) -> int:
 # Geometry strategies
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class PoolCase:
-    shape: Tuple[int, ...]        # (..., H, W)
-    kernel_size: object           # int or (kh, kw)
-    stride: object                # None, int or (sh, sw)
-    padding: object               # int or (ph, pw)
+    shape: Tuple[int, ...]  # (..., H, W)
+    kernel_size: object  # int or (kh, kw)
+    stride: object  # None, int or (sh, sw)
+    padding: object  # int or (ph, pw)
     kind: str
     seed: int
 
@@ -117,18 +178,27 @@ class PoolCase:
     @property
     def out_hw(self) -> Tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.k, self.s, self.p
-        return out_size(self.shape[-2], kh, sh, ph), out_size(self.shape[-1], kw, sw, pw)
+        return out_size(self.shape[-2], kh, sh, ph), out_size(
+            self.shape[-1], kw, sw, pw
+        )
 
     @property
     def out_shape(self) -> Tuple[int, ...]:
         return tuple(self.shape[:-2]) + self.out_hw
 
     def x(self, dtype=np.float64) -> np.ndarray:
-        return make_array(np.random.default_rng(self.seed), self.shape, self.kind, dtype)
+        return make_array(
+            np.random.default_rng(self.seed), self.shape, self.kind, dtype
+        )
 
     def dout(self, dtype=np.float64, kind: Optional[str] = None) -> np.ndarray:
         rng = np.random.default_rng(self.seed + 1)
-        return make_array(rng, self.out_shape, kind or ("float" if self.kind == "float" else "ints"), dtype)
+        return make_array(
+            rng,
+            self.out_shape,
+            kind or ("float" if self.kind == "float" else "ints"),
+            dtype,
+        )
 
 
 def _int_or_pair(a: int, b: int, as_int: bool):
@@ -136,10 +206,19 @@ def _int_or_pair(a: int, b: int, as_int: bool):
 
 
 @st.composite
-def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, allow_none_stride=True,
-               max_kernel: int = 5, max_stride: int = 4) -> PoolCase:
+def pool_cases(
+    draw,
+    kinds=VALUE_KINDS,
+    max_lead: int = 2,
+    max_size: int = 11,
+    allow_none_stride=True,
+    max_kernel: int = 5,
+    max_stride: int = 4,
+) -> PoolCase:
     """Pooling geometry: kernel 1..5 (kh != kw allowed), stride None/int/pair 1..4,
-    padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading dims."""
+    padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading
+    dims.
+    """
     kh = draw(st.integers(1, max_kernel))
     kw = draw(st.integers(1, max_kernel))
     square = draw(st.booleans())
@@ -147,7 +226,11 @@ def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, a
         kw = kh
     ph = draw(st.integers(0, kh // 2))
     pw = draw(st.integers(0, kw // 2))
-    stride_kind = draw(st.sampled_from(["none", "int", "pair"] if allow_none_stride else ["int", "pair"]))
+    stride_kind = draw(
+        st.sampled_from(
+            ["none", "int", "pair"] if allow_none_stride else ["int", "pair"]
+        )
+    )
     if stride_kind == "none":
         stride = None
     elif stride_kind == "int":
@@ -198,17 +281,35 @@ class ConvCase:
         dout = make_array(rng, self.out_shape, self.kind, dtype)
         return x, w, b, dout
 
+    def run(self, layers, dtype=np.float64):
+        """The arrays, then one pass of ``layers`` (a module): ``(x, w, b, dout), out,
+        (dx, dw, db)``."""
+        x, w, b, dout = self.arrays(dtype)
+        out, cache = layers.conv2d_forward(x, w, b, self.stride, self.padding)
+        return (x, w, b, dout), out, layers.conv2d_backward(dout, cache)
+
 
 @st.composite
-def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: int = 3,
-               max_size: int = 9, max_kernel: int = 5, max_stride: int = 4, max_pad: int = 3,
-               bias=None) -> ConvCase:
-    """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding 0..3."""
+def conv_cases(
+    draw,
+    kinds=VALUE_KINDS,
+    max_n: int = 3,
+    max_c: int = 3,
+    max_f: int = 3,
+    max_size: int = 9,
+    max_kernel: int = 5,
+    max_stride: int = 4,
+    max_pad: int = 3,
+    bias=None,
+) -> ConvCase:
+    """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding
+    0..3."""
     kh = draw(st.integers(1, max_kernel))
     kw = draw(st.integers(1, max_kernel))
     ph = draw(st.integers(0, max_pad))
     pw = draw(st.integers(0, max_pad))
-    # stride 1 (the common case, with its own fast path in the core) gets a third of the draws
+    # stride 1 (the common case, with its own fast path in the core) gets a third of the
+    # draws
     stride_mode = draw(st.sampled_from(["one", "int", "pair"]))
     if stride_mode == "one":
         sh = sw = 1
@@ -233,6 +334,7 @@ def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: i
 # Fixtures
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240501)
@@ -241,6 +343,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def core():
     import mlp_cnn_core
+
     return mlp_cnn_core
 
 
