@@ -12,6 +12,7 @@ fast module; ``pytest_collection_modifyitems`` marks the tiers (the end of this 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -349,18 +350,81 @@ def core():
 
 @pytest.fixture(scope="session")
 def book_html(tmp_path_factory) -> Path:
-    """The built book (its ``_build/html``): ``$BOOK_HTML`` when set (``.ci/run`` sets it to the
-    build it has just made with the README's command), otherwise a fresh strict build of the
-    repository into a temporary folder (once per test process)."""
+    """The built book (its ``_build/html``): ``$BOOK_HTML`` when set (``.ci/run`` sets
+    it to the build it has just made with the README's command), otherwise one strict
+    build of the repository into a temporary folder per test run, shared by the xdist
+    workers (the first worker that needs it builds it, under a file lock; the others
+    wait and reuse it).
+    """
     given = os.environ.get("BOOK_HTML")
     if given:
         html = Path(given) if Path(given).is_absolute() else Path(_ROOT) / given
-        assert (html / "book" / "intro.html").exists(), f"BOOK_HTML={given} holds no built book"
+        assert (html / "book" / "intro.html").exists(), (
+            f"BOOK_HTML={given} holds no built book"
+        )
         return html
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", _ROOT, "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return out / "_build" / "html"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get(
+        "PYTEST_XDIST_WORKER"
+    ):  # each worker has its own basetemp in the run's folder
+        shared = shared.parent
+    out = shared / "book"
+    html = out / "_build" / "html"
+    with open(shared / "book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not (html / "book" / "intro.html").exists():
+            jb = Path(sys.executable).with_name("jupyter-book")
+            cmd = [
+                str(jb) if jb.exists() else "jupyter-book",
+                "build",
+                _ROOT,
+                "--path-output",
+                str(out),
+                "-W",
+                "-n",
+                "--keep-going",
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+            assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return html
+
+
+# ---------------------------------------------------------------------------
+# Test tiers: plain ``pytest`` runs the fast tier (pyproject.toml deselects the markers
+# below);
+# ``pytest -m ""`` (tests/run.sh, .ci/run) runs everything.  Tests are marked here by
+# the
+# fixtures they use and the file they are in, so that a new test lands in the right
+# tier.
+# ---------------------------------------------------------------------------
+
+_MARKS_BY_FIXTURE = {
+    "book_html": ("book",),  # needs the built book
+    "browser_report": (
+        "browser",
+    ),  # the pages in Chromium (tests/browser/check_pages.js)
+    "layout_report": ("browser",),  # a phone, dark mode (check_layout.js)
+    "book_pdf": ("browser", "slow"),  # the book printed to PDF by Chromium
+    "lab_report": ("browser", "lab"),  # JupyterLab with a live kernel
+}
+_MARKS_BY_FILE = {
+    "test_lab.py": ("lab",),
+    "test_explorable_view.py": ("browser",),
+}
+_MARKS_BY_NAME = {
+    "test_a_chapter_runs_on_its_own_in_a_fresh_environment": (
+        "slow",
+    ),  # pip into a fresh venv
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        marks = [
+            m for f in names & set(_MARKS_BY_FIXTURE) for m in _MARKS_BY_FIXTURE[f]
+        ]
+        marks += _MARKS_BY_FILE.get(item.path.name, ())
+        marks += _MARKS_BY_NAME.get(getattr(item, "originalname", item.name), ())
+        for mark in sorted(set(marks)):
+            item.add_marker(getattr(pytest.mark, mark))

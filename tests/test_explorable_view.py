@@ -10,13 +10,11 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import cnnviz
+from browser_support import require_browser
 from cnnviz.explorable import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +35,8 @@ def model_json(widget) -> dict:
     return model
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() or shutil.which("node") is None
-                    or not (BROWSER / "node_modules" / "playwright-core").exists(),
-                    reason="needs /usr/bin/chromium, node and tests/browser/node_modules (tests/run.sh installs them)")
 def test_every_explorable_view_draws_the_states_python_computed(tmp_path):
+    require_browser()  # skip without Chromium and node, fail under CI
     widgets = all_explorables()
     assert widgets, "no explorable registered"
     models = tmp_path / "models.json"

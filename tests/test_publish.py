@@ -31,9 +31,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BROWSER_DIR = ROOT / "tests" / "browser"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from browser_support import BROWSER_DIR, CHROMIUM, ROOT, require_browser
+
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 
 
@@ -158,22 +157,6 @@ def test_setup_cell_installs_from_the_configured_repository(chapter):
     assert checked <= packaged, f"pyproject.toml does not package {sorted(checked - packaged)}"
 
 
-@pytest.fixture(scope="module")
-def book_html(tmp_path_factory) -> Path:
-    given = os.environ.get("BOOK_HTML")
-    if given:
-        html = Path(given) if Path(given).is_absolute() else ROOT / given
-        assert (html / "book").is_dir(), f"BOOK_HTML={given} is not a built book"
-        return html
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return out / "_build" / "html"
-
-
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_launches_its_own_notebook_in_colab_and_binder(book_html, chapter):
     org, repo, branch = repo_parts()
@@ -286,18 +269,9 @@ def test_a_chapter_runs_on_its_own_in_a_fresh_environment(tmp_path):
 
 
 # --- in Chromium: a phone, dark mode, the PDF ------------------------------------------------
-def need_browser():
-    missing = [str(p) for p in (Path(CHROMIUM), BROWSER_DIR / "node_modules" / "playwright-core") if not p.exists()]
-    if missing or not shutil.which("node"):
-        msg = f"needs node, Debian's chromium and `npm ci --prefix tests/browser` (missing: {missing})"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def layout_report(book_html, tmp_path_factory):
-    need_browser()
+    require_browser()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(book_html))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -355,7 +329,7 @@ def chapter_title(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def book_pdf(book_html, tmp_path_factory):
-    need_browser()
+    require_browser()
     pypdf = pytest.importorskip("pypdf")
     out = tmp_path_factory.mktemp("pdf") / "book.pdf"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "book_pdf.py"), "--html", str(book_html),
