@@ -118,7 +118,7 @@ function measure() {
       await page.evaluate(() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise).catch(() => {});
       const hasWidgetState = await page.evaluate(() => !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'));
       if (hasWidgetState) {
-        await page.waitForSelector(".jupyter-widgets", { timeout: 20000 }).catch(() => {});
+        await page.waitForSelector(".jupyter-widgets, .cnnx", { timeout: 20000 }).catch(() => {});  // explorables draw .cnnx
         await page.waitForTimeout(500);
       }
       const info = await page.evaluate(measure);
