@@ -41,4 +41,5 @@ fi
 # The notebook kernels need matplotlib's inline backend: a caller's MPLBACKEND=Agg would
 # make plt.show() display nothing and nbval would report missing outputs.
 unset MPLBACKEND
-python3 -m pytest -n 2 --dist loadfile --nbval -m "" "$@"
+# --no-loadscope-reorder: keep conftest.py's order, the longest files first
+python3 -m pytest -n 2 --dist loadfile --no-loadscope-reorder --nbval -m "" "$@"

@@ -339,8 +339,14 @@ def book_pdf(book_html, tmp_path_factory):
     return pypdf.PdfReader(out)
 
 
+@functools.lru_cache(maxsize=1)
+def pdf_texts(reader) -> tuple:
+    """Each page's text, extracted once (pypdf takes tens of seconds for the book)."""
+    return tuple(normalized(p.extract_text()) for p in reader.pages)
+
+
 def test_book_pdf_holds_every_chapter_in_order(book_pdf):
-    pages = [normalized(p.extract_text()) for p in book_pdf.pages]
+    pages = list(pdf_texts(book_pdf))
     assert len(pages) >= 2 * len(PAGES), f"{len(pages)} PDF pages for {len(PAGES)} book pages"
     outline = [(item.title, book_pdf.get_destination_page_number(item)) for item in book_pdf.outline]
     assert len(outline) == len(PAGES), "one bookmark per page of the table of contents"
@@ -376,7 +382,7 @@ def solution_texts(path: Path) -> list[list[str]]:
 
 
 def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
-    text = normalized(" ".join(p.extract_text() for p in book_pdf.pages))
+    text = normalized(" ".join(pdf_texts(book_pdf)))
     # math that MathJax did not typeset keeps the delimiters Sphinx writes around it (code cells
     # may well show TeX commands such as \\frac in strings, but not these)
     for raw in ["\\(", "\\[", "$$", "\\begin{"]:
