@@ -156,33 +156,12 @@ def make_cases(quick: bool):
 
     s = 8 if quick else 28
     f32, f64 = np.float32, np.float64
-    big = s + 4
-    cases = [  # (name, batch, goal as a ratio to PyTorch or None, case)
-        (
-            f"max pool 2×2/2, {n}×8×{s}×{s}, float64",
-            n,
-            0.8,
-            pool_case((n, 8, s, s), 2, 2, f64),
-        ),
-        (
-            f"max pool 2×2/2, {n}×8×{s}×{s}, float32",
-            n,
-            0.8,
-            pool_case((n, 8, s, s), 2, 2, f32),
-        ),
-        (
-            f"max pool 3×3/2, {n}×16×{big}×{big}, float64",
-            n,
-            0.8,
-            pool_case((n, 16, big, big), 3, 2, f64),
-        ),
-        (
-            f"max pool 3×3/2, {n}×16×{big}×{big}, float32",
-            n,
-            0.8,
-            pool_case((n, 16, big, big), 3, 2, f32),
-        ),
-    ]
+    cases = []  # (name, batch, goal as a ratio to PyTorch, case)
+    for k, size, channels in ((2, s, 8), (3, s + 4, 16)):
+        for dtype in (f64, f32):
+            shape = (n, channels, size, size)
+            name = f"max pool {k}×{k}/2, {'×'.join(map(str, shape))}, {np.dtype(dtype)}"
+            cases.append((name, n, 0.8, pool_case(shape, k, 2, dtype)))
     for dtype, goal in ((f64, 1.1), (f32, 1.3)):
         for stride in (1, 2):
             name = (

@@ -71,26 +71,10 @@ def reference(image, kernel, conv_b, W, b, label):
     for i in range(Ho):
         for j in range(Wo):
             dx[i : i + kh, j : j + kw] += dz[i, j] * kernel
-    return dict(
-        z=z,
-        a=a,
-        m=m,
-        f=f,
-        s=s,
-        p=p,
-        y=y,
-        loss=-np.log(p[label]),
-        delta=delta,
-        dW=dW,
-        db=delta,
-        df=df,
-        dm=dm,
-        da=da,
-        dz=dz,
-        dw=dw,
-        dcb=dz.sum(),
-        dx=dx,
-    )
+    # fmt: off
+    return dict(z=z, a=a, m=m, f=f, s=s, p=p, y=y, loss=-np.log(p[label]), delta=delta,
+                dW=dW, db=delta, df=df, dm=dm, da=da, dz=dz, dw=dw, dcb=dz.sum(), dx=dx)
+    # fmt: on
 
 
 def random_values(seed):
