@@ -1,6 +1,7 @@
 """Project consistency: the table of contents, the notebooks, the README, CI and Binder
 agree."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -159,6 +160,19 @@ def test_requirements_are_pinned_and_binder_ready():
     assert (ROOT / "runtime.txt").read_text().strip().startswith("python-3.11")
 
 
+def project_imports(path):
+    """The modules of this project that a file imports (``mlp_cnn_*``, ``cnnviz``)."""
+    tree = ast.parse(path.read_text())
+    names = {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    names |= {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    names = {n.split(".")[0] for n in names}
+    return {n for n in names if n.startswith("mlp_cnn_") or n == "cnnviz"}
+
+
 def test_core_never_imports_plotting_or_torch():
     src = (ROOT / "mlp_cnn_core.py").read_text()
     imports = re.findall(r"^\s*(?:import|from)\s+(\w+)", src, re.M)
@@ -168,10 +182,25 @@ def test_core_never_imports_plotting_or_torch():
         "numbers",
         "dataclasses",
         "typing",
-        "functools",
         "itertools",
         "numpy",
     }, imports
+    assert "lru_cache" not in src, "remembering results is the fast module's business"
+
+
+def test_the_import_graph():
+    """core <- fast <- train; core <- cnnviz <- chapters; the checkers beside."""
+    assert project_imports(ROOT / "mlp_cnn_core.py") == set()
+    assert project_imports(ROOT / "mlp_cnn_fast.py") == {"mlp_cnn_core"}
+    assert project_imports(ROOT / "mlp_cnn_train.py") <= {
+        "mlp_cnn_core",
+        "mlp_cnn_fast",
+    }
+    assert project_imports(ROOT / "mlp_cnn_exercises.py") <= {"mlp_cnn_core"}
+    for path in (ROOT / "cnnviz").glob("*.py"):
+        assert "mlp_cnn_fast" not in project_imports(path), (
+            f"{path.name}: the book's figures compute with the teaching core"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
