@@ -57,16 +57,12 @@ def influence(size: int, k: int, stride: int, padding: int, row: int, col: int):
     Returns ``(mask, index)``: ``mask`` bool ``(Ho, Wo)``; ``index`` int ``(Ho, Wo, 2)`` with the
     weight index ``(r, s)`` at influenced outputs and ``-1`` elsewhere.
     """
-    Ho = core.pool_output_size(size, k, stride, padding)
-    a, b = row + padding, col + padding
-    i = np.arange(Ho)
-    r = a - i * stride                      # kernel row used by output row i
-    s = b - i * stride                      # kernel column used by output column j
-    okr, oks = (r >= 0) & (r < k), (s >= 0) & (s < k)
-    mask = okr[:, None] & oks[None, :]
-    index = np.full((Ho, Ho, 2), -1, dtype=int)
-    index[..., 0] = np.where(mask, r[:, None], -1)
-    index[..., 1] = np.where(mask, s[None, :], -1)
+    geo = core.WindowGeometry.of((size, size), k, stride, padding, pool=False)
+    mask = np.zeros(geo.out_size, dtype=bool)
+    index = np.full(geo.out_size + (2,), -1, dtype=int)
+    for i, j in geo.windows_of(row, col):
+        r0, c0 = geo.input_cell(i, j, 0, 0)  # the window's corner: the weight is the offset from it
+        mask[i, j], index[i, j] = True, (row - r0, col - c0)
     return mask, index
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
+import mlp_cnn_train as train
 
 from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
 from .explorable import Explorable, cell_id, control, link, panel
@@ -62,21 +63,16 @@ def tiny_network(image, kernel, conv_b, W, b, label) -> Dict[str, object]:
     b = np.asarray(b, dtype=float)
     labels = np.array([int(label)])
     v: Dict[str, object] = {"x": x, "w": w, "conv_b": cb, "W": W, "b": b, "labels": labels}
-    v["conv"], c_conv = core.conv2d_forward(x, w, cb)
-    v["relu"], c_relu = core.relu_forward(v["conv"])
-    v["pool"], c_pool = core.maxpool2d_forward(v["relu"], 2)
-    v["flat"], c_flat = core.flatten_forward(v["pool"])
-    v["logits"], c_dense = core.dense_forward(v["flat"], W, b)
+    net = train.small_cnn_forward(x, w, W, cb, b, layers=core)
+    v.update(conv=net["conv"], relu=net["act"], pool=net["pool"], flat=net["flat"], logits=net["out"])
     v["p"] = core.softmax(v["logits"])
     v["loss"], v["dlogits"] = core.softmax_cross_entropy(v["logits"], labels)
     v["y"] = np.eye(W.shape[1])[labels]
-    v["dflat"], v["dW"], v["db"] = core.dense_backward(v["dlogits"], c_dense)
-    v["dpool"] = core.flatten_backward(v["dflat"], c_flat)
-    v["drelu"] = core.maxpool2d_backward(v["dpool"], c_pool)
-    v["dconv"] = core.relu_backward(v["drelu"], c_relu)
-    v["dx"], v["dw"], v["dconv_b"] = core.conv2d_backward(v["dconv"], c_conv)
-    v["pool_mask"] = core.maxpool2d_mask(c_pool)
-    v["relu_mask"] = c_relu.mask
+    g = train.small_cnn_backward(v["dlogits"], net, layers=core)
+    v.update(dflat=g["dflat"], dW=g["ddense_w"], db=g["ddense_b"], dpool=g["dpool"], drelu=g["dact"],
+             dconv=g["dconv"], dx=g["dx"], dw=g["dw"], dconv_b=g["dconv_b"])
+    v["pool_mask"] = core.maxpool2d_mask(net["pool_cache"])
+    v["relu_mask"] = net["relu_cache"].mask
     return v
 
 

@@ -21,6 +21,7 @@ from matplotlib import pyplot as plt
 from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
 import mlp_cnn_core as core
+import mlp_cnn_train as train
 
 from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
 from .explorable import Explorable, cell_id, control, link, panel, window
@@ -100,19 +101,12 @@ def forward(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False) -> TinyPass:
     convolution output has even sides works too.
     """
     XX, W, WW, target = (np.asarray(a, dtype=np.float64) for a in (XX, W, WW, target))
-    L1_4d, conv_cache = core.conv2d_forward(XX[None, None], W[None, None])   # (1, 1, 4, 4)
-    if relu:
-        A_4d, relu_cache = core.relu_forward(L1_4d)
-    else:
-        A_4d, relu_cache = L1_4d, None
-    M_4d, pool_cache = core.maxpool2d_forward(A_4d, kernel_size=2, stride=2)  # (1, 1, 2, 2)
-    flat, flat_cache = core.flatten_forward(M_4d)                               # (1, 4)
-    L2, dense_cache = core.dense_forward(flat, WW)                              # (1, 1)
-    value, _ = core.l2_loss(L2, target)
-    return TinyPass(XX=XX, W=W, WW=WW, target=target, relu=relu, L1=L1_4d[0, 0], A=A_4d[0, 0],
-                    L1Max=M_4d[0, 0], flat=flat, L2=L2, loss=float(value), conv_cache=conv_cache,
-                    relu_cache=relu_cache, pool_cache=pool_cache, flat_cache=flat_cache,
-                    dense_cache=dense_cache)
+    v = train.small_cnn_forward(XX[None, None], W[None, None], WW, relu=relu, layers=core)
+    value, _ = core.l2_loss(v["out"], target)
+    return TinyPass(XX=XX, W=W, WW=WW, target=target, relu=relu, L1=v["conv"][0, 0], A=v["act"][0, 0],
+                    L1Max=v["pool"][0, 0], flat=v["flat"], L2=v["out"], loss=float(value),
+                    conv_cache=v["conv_cache"], relu_cache=v["relu_cache"], pool_cache=v["pool_cache"],
+                    flat_cache=v["flat_cache"], dense_cache=v["dense_cache"])
 
 
 def backward(p: TinyPass) -> Dict[str, np.ndarray]:
@@ -123,13 +117,9 @@ def backward(p: TinyPass) -> Dict[str, np.ndarray]:
     ``dW (3,3)``, ``dXX (6,6)``.
     """
     _, dL2 = core.l2_loss(p.L2, p.target)
-    dflat, dWW, _ = core.dense_backward(dL2, p.dense_cache)
-    dM_4d = core.flatten_backward(dflat, p.flat_cache)
-    dA_4d = core.maxpool2d_backward(dM_4d, p.pool_cache)
-    dL1_4d = core.relu_backward(dA_4d, p.relu_cache) if p.relu else dA_4d
-    dXX_4d, dW_4d, _ = core.conv2d_backward(dL1_4d, p.conv_cache)
-    return {"dL2": dL2, "dWW": dWW, "dflat": dflat, "dL1Max": dM_4d[0, 0], "dA": dA_4d[0, 0],
-            "dL1": dL1_4d[0, 0], "dW": dW_4d[0, 0], "dXX": dXX_4d[0, 0]}
+    g = train.small_cnn_backward(dL2, vars(p), layers=core)
+    return {"dL2": dL2, "dWW": g["ddense_w"], "dflat": g["dflat"], "dL1Max": g["dpool"][0, 0],
+            "dA": g["dact"][0, 0], "dL1": g["dconv"][0, 0], "dW": g["dw"][0, 0], "dXX": g["dx"][0, 0]}
 
 
 def loss(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False) -> float:

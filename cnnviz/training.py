@@ -1,9 +1,10 @@
 """Chapters 08 and 09 (training a real CNN): data, the network, a training helper, gradient
 checks and the plots of a training run.
 
-Everything numerical is done by :mod:`mlp_cnn_core` (layers, optimizers, the training loop, the
-loss, finite differences); this module only loads the data, wires the layers together the same
-way for both chapters and draws the results.
+Everything numerical is done elsewhere: the layers, optimizers and training loop by
+:mod:`mlp_cnn_train` (on the tuned layers of :mod:`mlp_cnn_fast`), the loss and finite
+differences by :mod:`mlp_cnn_core`; this module only loads the data, wires the layers together
+the same way for both chapters and draws the results.
 
 * :func:`load_digits_split` -- scikit-learn's bundled 8x8 digits, standardized, as
   ``(N, 1, 8, 8)`` float64 arrays with a stratified, seeded held-out split.

@@ -1,4 +1,5 @@
-"""Execute book notebooks in place so their stored outputs are fresh (and widget state is saved).
+"""Execute book notebooks in place so their stored outputs are fresh (and widget state
+is saved).
 
     python scripts/run_notebooks.py                 # every notebook in book/
     python scripts/run_notebooks.py book/02_*.ipynb # some of them
@@ -104,6 +105,8 @@ def write(nb, path: Path) -> None:
 
 if __name__ == "__main__":
     os.environ.pop("MPLBACKEND", None)  # the kernels need matplotlib's inline backend
-    paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "book").glob("*.ipynb"))
+    paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted(
+        (ROOT / "book").glob("*.ipynb")
+    )
     for p in paths:
         run(p)

@@ -1,7 +1,9 @@
 """What the browser checks share (tests/test_book_build.py, tests/test_lab.py and
-benchmarks/bench_redraw.py): serving a built book, reading the explorables a page stores,
-recomputing their states with the core, running the node scripts of tests/browser/, and starting
-JupyterLab on a copy of the chapters."""
+benchmarks/bench_redraw.py): serving a built book, reading the explorables a page
+stores, recomputing their states with the core, running the node scripts of
+tests/browser/, starting JupyterLab on a copy of the chapters, choosing the chapters it
+opens and summing up its report."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,22 +28,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
-STATE_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.S)
-VIEW_RE = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">(.*?)</script>', re.S)
+STATE_RE = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.S
+)
+VIEW_RE = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-view\+json">(.*?)</script>', re.S
+)
 
 
 def browser_missing() -> Optional[str]:
     """Why the browser checks cannot run here (None when they can)."""
-    missing = [str(p) for p in (Path(CHROMIUM), BROWSER_DIR / "node_modules" / "playwright-core") if not p.exists()]
+    missing = [
+        str(p)
+        for p in (Path(CHROMIUM), BROWSER_DIR / "node_modules" / "playwright-core")
+        if not p.exists()
+    ]
     if not shutil.which("node"):
         missing.append("node")
     if missing:
-        return f"the browser checks need node, Debian's chromium and `npm ci --prefix tests/browser` (missing: {missing})"
+        return (
+            "the browser checks need node, Debian's chromium and "
+            f"`npm ci --prefix tests/browser` (missing: {missing})"
+        )
     return None
 
 
 def require_browser() -> None:
-    """Skip the calling test where the browser checks cannot run; fail under CI (CI=1)."""
+    """Skip the calling test where the browser checks cannot run; fail under CI=1."""
     import pytest
 
     reason = browser_missing()
@@ -60,6 +73,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve(directory: Path) -> Iterator[str]:
     """Serve ``directory`` over HTTP on 127.0.0.1; yields the base URL."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -75,7 +89,7 @@ def serve(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-# --- the explorables a page stores ---------------------------------------------------------------
+# --- the explorables a page stores ----------------------------------------------------
 def widget_state(html_text: str) -> Dict[str, Any]:
     """The page's stored widget models by id ({} when it stores none)."""
     m = STATE_RE.search(html_text)
@@ -87,13 +101,15 @@ def _children(model_state: Dict[str, Any]) -> List[str]:
     for value in model_state.values():
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, str) and v.startswith("IPY_MODEL_"):
-                ids.append(v[len("IPY_MODEL_"):])
+                ids.append(v[len("IPY_MODEL_") :])
     return ids
 
 
 def page_explorables(html_text: str) -> List[Dict[str, Any]]:
-    """The explorables a page draws, in document order: each displayed widget's model and,
-    depth first, the models it contains, keeping those with a ``kind`` and a ``config``."""
+    """The explorables a page draws, in document order: each displayed widget's model
+    and, depth first, the models it contains, keeping those with a ``kind`` and a
+    ``config``.
+    """
     models = widget_state(html_text)
     found: List[Dict[str, Any]] = []
 
@@ -131,37 +147,63 @@ def recompute(saved: Dict[str, Any]):
 
 
 def expected_states(html: Path, pages: List[str]) -> Dict[str, Any]:
-    """For check_pages.js --expect: per page, per explorable, the controls and every state's
-    cell texts, recomputed with the core (never read from the page)."""
+    """For check_pages.js --expect: per page, per explorable, the controls and every
+    state's cell texts, recomputed with the core (never read from the page).
+    """
     out: Dict[str, Any] = {}
     for name in pages:
         entries = []
         for saved in page_explorables((html / name).read_text(encoding="utf-8")):
             widget = recompute(saved)
-            entries.append({
-                "kind": saved["kind"],
-                "controls": [{"name": c["name"], "kind": c["kind"], "keys": c["keys"]} for c in widget.controls],
-                "states": {key: drawn_texts(st) for key, st in widget.states.items()},
-            })
+            entries.append(
+                {
+                    "kind": saved["kind"],
+                    "controls": [
+                        {"name": c["name"], "kind": c["kind"], "keys": c["keys"]}
+                        for c in widget.controls
+                    ],
+                    "states": {
+                        key: drawn_texts(st) for key, st in widget.states.items()
+                    },
+                }
+            )
         if entries:
             out[name] = entries
     return {"pages": out}
 
 
-# --- node scripts --------------------------------------------------------------------------------
-def run_check_pages(html: Path, pages: List[str], workdir: Path, shots: Optional[Path] = None,
-                    timeout: int = 900) -> Dict[str, Any]:
+# --- node scripts ---------------------------------------------------------------------
+def run_check_pages(
+    html: Path,
+    pages: List[str],
+    workdir: Path,
+    shots: Optional[Path] = None,
+    timeout: int = 900,
+) -> Dict[str, Any]:
     """Run tests/browser/check_pages.js on ``pages`` of the built book ``html`` with the
-    explorables' expected states; returns its report plus ``returncode`` and ``stderr``."""
+    explorables' expected states; returns its report plus ``returncode`` and ``stderr``.
+    """
     expect = workdir / "expected_states.json"
     expect.write_text(json.dumps(expected_states(html, pages)))
     out = workdir / "static_report.json"
-    cmd = ["node", str(BROWSER_DIR / "check_pages.js"), "--out", str(out), "--expect", str(expect)]
+    cmd = [
+        "node",
+        str(BROWSER_DIR / "check_pages.js"),
+        "--out",
+        str(out),
+        "--expect",
+        str(expect),
+    ]
     if shots:
         cmd += ["--shots", str(shots)]
     with serve(html) as base:
-        res = subprocess.run(cmd + ["--base", base, *pages], capture_output=True, text=True, timeout=timeout,
-                             env={**os.environ, "CHROMIUM": CHROMIUM})
+        res = subprocess.run(
+            cmd + ["--base", base, *pages],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
     report = json.loads(out.read_text()) if out.exists() else {"pages": {}}
     report.update(returncode=res.returncode, stderr=res.stderr[-6000:])
     return report
@@ -172,26 +214,41 @@ def median_ms(samples: List[float]) -> Optional[float]:
 
 
 def static_redraw_summary(report: Dict[str, Any]) -> Dict[str, Any]:
-    """Median control -> next frame and control -> redrawn (synchronous) times, per page and overall."""
+    """Median control -> next frame and control -> redrawn (synchronous) times, per page
+    and overall."""
     per_page, frames, syncs = {}, [], []
     for name, info in report["pages"].items():
         f = [t for e in info.get("explorables", []) for t in e["frame"]]
         s = [t for e in info.get("explorables", []) for t in e["sync"]]
         if f:
-            per_page[name] = {"moves": len(f), "median_frame_ms": median_ms(f), "median_redraw_ms": median_ms(s)}
+            per_page[name] = {
+                "moves": len(f),
+                "median_frame_ms": median_ms(f),
+                "median_redraw_ms": median_ms(s),
+            }
         frames += f
         syncs += s
-    return {"pages": per_page, "moves": len(frames), "median_frame_ms": median_ms(frames),
-            "median_redraw_ms": median_ms(syncs), "max_frame_ms": round(max(frames), 2) if frames else None}
+    return {
+        "pages": per_page,
+        "moves": len(frames),
+        "median_frame_ms": median_ms(frames),
+        "median_redraw_ms": median_ms(syncs),
+        "max_frame_ms": round(max(frames), 2) if frames else None,
+    }
 
 
-# --- JupyterLab on a copy of the chapters --------------------------------------------------------
+# --- JupyterLab on a copy of the chapters ---------------------------------------------
 LAB_SETTINGS = {
-    # every cell in the page (JupyterLab 4 otherwise only renders the cells in view), so the
+    # every cell in the page (JupyterLab 4 otherwise only renders the cells in view), so
+    # the
     # check sees every markdown cell and output without scrolling through the notebook
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
-    # no "get notified about Jupyter news?" toast over the notebook (and no request for news)
-    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    # no "get notified about Jupyter news?" toast over the notebook (and no request for
+    # news)
+    "@jupyterlab/apputils-extension/notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
 }
 
 
@@ -204,30 +261,55 @@ def jupyter_lab(workdir: Path, log: Path, notebooks: Optional[Path] = None) -> I
         notebooks = workdir / "book"
         shutil.copytree(ROOT / "book", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
     port, token = free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--ServerApp.token={token}", f"--notebook-dir={notebooks}",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.token={token}",
+        f"--notebook-dir={notebooks}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernels need the inline backend
-    env["JUPYTER_CONFIG_DIR"] = str(workdir / "jupyter-config")  # no user settings but these:
+    env = {
+        k: v for k, v in os.environ.items() if k != "MPLBACKEND"
+    }  # the kernels need the inline backend
+    env["JUPYTER_CONFIG_DIR"] = str(
+        workdir / "jupyter-config"
+    )  # no user settings but these:
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / "workspaces")
     for plugin, settings in LAB_SETTINGS.items():
-        path = workdir / "jupyter-config" / "lab" / "user-settings" / f"{plugin}.jupyterlab-settings"
+        path = (
+            workdir
+            / "jupyter-config"
+            / "lab"
+            / "user-settings"
+            / f"{plugin}.jupyterlab-settings"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
     with open(log, "w") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(notebooks))
+        proc = subprocess.Popen(
+            cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(notebooks)
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
         while True:
             try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).read()
+                urllib.request.urlopen(
+                    f"{base}/api/status?token={token}", timeout=2
+                ).read()
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"jupyter lab did not start: {log.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"jupyter lab did not start: {log.read_text()[-3000:]}"
+                    )
                 time.sleep(0.5)
         yield f"{base}/lab?token={token}"
     finally:
@@ -237,3 +319,75 @@ def jupyter_lab(workdir: Path, log: Path, notebooks: Optional[Path] = None) -> I
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# JupyterLab: which chapters to open, and what a run reports
+# ---------------------------------------------------------------------------
+
+
+def explorable_count(nb: Dict[str, Any]) -> int:
+    """How many explorables the notebook's outputs show (anywidget views, a `kind`)."""
+    state = (
+        nb.get("metadata", {})
+        .get("widgets", {})
+        .get("application/vnd.jupyter.widget-state+json", {})
+    )
+    models = state.get("state", {})
+    count = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            model = models.get(view["model_id"], {}) if view else {}
+            if model.get("model_module") == "anywidget" and "kind" in model.get(
+                "state", {}
+            ):
+                count += 1
+    return count
+
+
+def lab_chapters() -> Dict[str, Any]:
+    """The chapters with an explorable (``LAB_CHAPTERS=02,09`` limits them): file name
+    -> (number of cells, number of explorables).
+    """
+    chosen = [
+        c.strip() for c in os.environ.get("LAB_CHAPTERS", "").split(",") if c.strip()
+    ]
+    out = {}
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        if chosen and not any(path.stem.startswith(c) for c in chosen):
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        n = explorable_count(nb)
+        if n:
+            out[path.name] = (len(nb["cells"]), n)
+    return out
+
+
+def live_summary(report: Dict[str, Any]) -> Dict[str, Any]:
+    """Run All seconds per chapter; median input -> next frame of the controls; action
+    -> redraw.
+    """
+    frames = [
+        t
+        for nb in report["notebooks"].values()
+        for e in nb.get("explorables", [])
+        for t in e["frame"]
+    ]
+    actions = [
+        a["ms"]
+        for nb in report["notebooks"].values()
+        for e in nb.get("explorables", [])
+        for a in e["actions"]
+        if a["redrawn"]
+    ]
+    return {
+        "run_all_seconds": {
+            k: v.get("runAllSeconds") for k, v in report["notebooks"].items()
+        },
+        "moves": len(frames),
+        "median_frame_ms": median_ms(frames),
+        "max_frame_ms": round(max(frames), 1) if frames else None,
+        "actions": len(actions),
+        "median_action_ms": median_ms(actions),
+    }

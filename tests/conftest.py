@@ -1,4 +1,4 @@
-"""Shared fixtures, hypothesis strategies and helpers for the core test suite.
+"""Shared fixtures, hypothesis strategies and helpers for the test suite, and its tiers.
 
 The hypothesis profile "core" is registered and loaded here so that every run
 (local and CI) is reproducible: ``derandomize=True`` draws the same examples each
@@ -6,10 +6,13 @@ time, ``deadline=None`` avoids flaky timing failures on slow CI machines and
 ``print_blob=True`` prints a reproduction blob when a test fails.
 
 Test modules import the strategies with ``from conftest import ...`` (pytest puts
-this directory on ``sys.path``; a fallback handles ``tests`` being a package).
+this directory on ``sys.path``).  ``LAYERS`` runs a test over the teaching core and the
+fast module; ``pytest_collection_modifyitems`` marks the tiers (the end of this file).
 """
+
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -34,10 +37,55 @@ settings.register_profile(
     max_examples=100,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# a longer, randomised run for local bug hunting: HYPOTHESIS_PROFILE=thorough pytest tests/
-settings.register_profile("thorough", parent=settings.get_profile("core"), derandomize=False,
-                          max_examples=1000)
+# a longer, randomised run for local bug hunting: HYPOTHESIS_PROFILE=thorough pytest
+# tests/
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("core"),
+    derandomize=False,
+    max_examples=1000,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "core"))
+
+
+# ---------------------------------------------------------------------------
+# The two implementations of the layers: one suite proves both
+# ---------------------------------------------------------------------------
+
+import mlp_cnn_core  # noqa: E402  (after the sys.path line above)
+import mlp_cnn_fast  # noqa: E402
+
+
+class _LargePaths:
+    """mlp_cnn_fast with its paths for small arrays switched off and its convolution
+    columns cut into chunks of 16 outputs, so that the tests' small examples
+    reach the code that large arrays take (max pooling: one map at a time)."""
+
+    _LIMITS = {"_SMALL": -1, "_COLUMN_BYTES": 1, "_MAPS_BYTES": 1}
+
+    def __getattr__(self, name):
+        attr = getattr(mlp_cnn_fast, name)
+        if not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def call(*args, **kwargs):
+            saved = {k: getattr(mlp_cnn_fast, k) for k in self._LIMITS}
+            vars(mlp_cnn_fast).update(self._LIMITS)
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                vars(mlp_cnn_fast).update(saved)
+
+        return call
+
+
+#: ``@LAYERS`` runs a test with ``layers`` = the teaching core, the fast module, and the
+#: fast module on the paths it takes for large arrays
+LAYERS = pytest.mark.parametrize(
+    "layers",
+    [mlp_cnn_core, mlp_cnn_fast, _LargePaths()],
+    ids=["core", "fast", "fast-large"],
+)
 
 
 # ---------------------------------------------------------------------------
@@ -47,7 +95,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "core"))
 VALUE_KINDS = ("float", "ints", "halves")
 
 
-def make_array(rng: np.random.Generator, shape, kind: str = "float", dtype=np.float64) -> np.ndarray:
+def make_array(
+    rng: np.random.Generator, shape, kind: str = "float", dtype=np.float64
+) -> np.ndarray:
     """A random array.
 
     ``"float"``: standard normal (ties have probability 0);
@@ -65,20 +115,31 @@ def make_array(rng: np.random.Generator, shape, kind: str = "float", dtype=np.fl
     return np.asarray(a, dtype=dtype)
 
 
-def assert_close(actual, expected, atol: float = 1e-10, rtol: float = 0.0, err_msg: str = "") -> None:
+def assert_close(
+    actual, expected, atol: float = 1e-10, rtol: float = 0.0, err_msg: str = ""
+) -> None:
     """Shapes equal and values within tolerance (NaNs in the same places)."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
-    assert actual.shape == expected.shape, f"{err_msg}: shape {actual.shape} != {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg, equal_nan=True)
+    assert actual.shape == expected.shape, (
+        f"{err_msg}: shape {actual.shape} != {expected.shape}"
+    )
+    np.testing.assert_allclose(
+        actual, expected, rtol=rtol, atol=atol, err_msg=err_msg, equal_nan=True
+    )
 
 
 def assert_close32(actual, expected, rtol: float = 1e-5, err_msg: str = "") -> None:
     """float32 comparison: relative 1e-5, with an absolute floor scaled to the data."""
     expected = np.asarray(expected, dtype=np.float64)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    assert_close(np.asarray(actual, dtype=np.float64), expected, rtol=rtol,
-                 atol=rtol * (1.0 + scale), err_msg=err_msg)
+    assert_close(
+        np.asarray(actual, dtype=np.float64),
+        expected,
+        rtol=rtol,
+        atol=rtol * (1.0 + scale),
+        err_msg=err_msg,
+    )
 
 
 def as_pair(v) -> Tuple[int, int]:
@@ -93,12 +154,13 @@ def out_size(size: int, k: int, s: int, p: int) -> int:
 # Geometry strategies
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class PoolCase:
-    shape: Tuple[int, ...]        # (..., H, W)
-    kernel_size: object           # int or (kh, kw)
-    stride: object                # None, int or (sh, sw)
-    padding: object               # int or (ph, pw)
+    shape: Tuple[int, ...]  # (..., H, W)
+    kernel_size: object  # int or (kh, kw)
+    stride: object  # None, int or (sh, sw)
+    padding: object  # int or (ph, pw)
     kind: str
     seed: int
 
@@ -117,18 +179,27 @@ class PoolCase:
     @property
     def out_hw(self) -> Tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.k, self.s, self.p
-        return out_size(self.shape[-2], kh, sh, ph), out_size(self.shape[-1], kw, sw, pw)
+        return out_size(self.shape[-2], kh, sh, ph), out_size(
+            self.shape[-1], kw, sw, pw
+        )
 
     @property
     def out_shape(self) -> Tuple[int, ...]:
         return tuple(self.shape[:-2]) + self.out_hw
 
     def x(self, dtype=np.float64) -> np.ndarray:
-        return make_array(np.random.default_rng(self.seed), self.shape, self.kind, dtype)
+        return make_array(
+            np.random.default_rng(self.seed), self.shape, self.kind, dtype
+        )
 
     def dout(self, dtype=np.float64, kind: Optional[str] = None) -> np.ndarray:
         rng = np.random.default_rng(self.seed + 1)
-        return make_array(rng, self.out_shape, kind or ("float" if self.kind == "float" else "ints"), dtype)
+        return make_array(
+            rng,
+            self.out_shape,
+            kind or ("float" if self.kind == "float" else "ints"),
+            dtype,
+        )
 
 
 def _int_or_pair(a: int, b: int, as_int: bool):
@@ -136,10 +207,19 @@ def _int_or_pair(a: int, b: int, as_int: bool):
 
 
 @st.composite
-def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, allow_none_stride=True,
-               max_kernel: int = 5, max_stride: int = 4) -> PoolCase:
+def pool_cases(
+    draw,
+    kinds=VALUE_KINDS,
+    max_lead: int = 2,
+    max_size: int = 11,
+    allow_none_stride=True,
+    max_kernel: int = 5,
+    max_stride: int = 4,
+) -> PoolCase:
     """Pooling geometry: kernel 1..5 (kh != kw allowed), stride None/int/pair 1..4,
-    padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading dims."""
+    padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading
+    dims.
+    """
     kh = draw(st.integers(1, max_kernel))
     kw = draw(st.integers(1, max_kernel))
     square = draw(st.booleans())
@@ -147,7 +227,11 @@ def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, a
         kw = kh
     ph = draw(st.integers(0, kh // 2))
     pw = draw(st.integers(0, kw // 2))
-    stride_kind = draw(st.sampled_from(["none", "int", "pair"] if allow_none_stride else ["int", "pair"]))
+    stride_kind = draw(
+        st.sampled_from(
+            ["none", "int", "pair"] if allow_none_stride else ["int", "pair"]
+        )
+    )
     if stride_kind == "none":
         stride = None
     elif stride_kind == "int":
@@ -198,17 +282,35 @@ class ConvCase:
         dout = make_array(rng, self.out_shape, self.kind, dtype)
         return x, w, b, dout
 
+    def run(self, layers, dtype=np.float64):
+        """The arrays, then one pass of ``layers`` (a module): ``(x, w, b, dout), out,
+        (dx, dw, db)``."""
+        x, w, b, dout = self.arrays(dtype)
+        out, cache = layers.conv2d_forward(x, w, b, self.stride, self.padding)
+        return (x, w, b, dout), out, layers.conv2d_backward(dout, cache)
+
 
 @st.composite
-def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: int = 3,
-               max_size: int = 9, max_kernel: int = 5, max_stride: int = 4, max_pad: int = 3,
-               bias=None) -> ConvCase:
-    """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding 0..3."""
+def conv_cases(
+    draw,
+    kinds=VALUE_KINDS,
+    max_n: int = 3,
+    max_c: int = 3,
+    max_f: int = 3,
+    max_size: int = 9,
+    max_kernel: int = 5,
+    max_stride: int = 4,
+    max_pad: int = 3,
+    bias=None,
+) -> ConvCase:
+    """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding
+    0..3."""
     kh = draw(st.integers(1, max_kernel))
     kw = draw(st.integers(1, max_kernel))
     ph = draw(st.integers(0, max_pad))
     pw = draw(st.integers(0, max_pad))
-    # stride 1 (the common case, with its own fast path in the core) gets a third of the draws
+    # stride 1 (the common case, with its own fast path in the core) gets a third of the
+    # draws
     stride_mode = draw(st.sampled_from(["one", "int", "pair"]))
     if stride_mode == "one":
         sh = sw = 1
@@ -233,6 +335,7 @@ def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: i
 # Fixtures
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240501)
@@ -241,23 +344,103 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def core():
     import mlp_cnn_core
+
     return mlp_cnn_core
 
 
 @pytest.fixture(scope="session")
 def book_html(tmp_path_factory) -> Path:
-    """The built book (its ``_build/html``): ``$BOOK_HTML`` when set (``.ci/run`` sets it to the
-    build it has just made with the README's command), otherwise a fresh strict build of the
-    repository into a temporary folder (once per test process)."""
+    """The built book (its ``_build/html``): ``$BOOK_HTML`` when set (``.ci/run`` sets
+    it to the build it has just made with the README's command), otherwise one strict
+    build of the repository into a temporary folder per test run, shared by the xdist
+    workers (the first worker that needs it builds it, under a file lock; the others
+    wait and reuse it).
+    """
     given = os.environ.get("BOOK_HTML")
     if given:
         html = Path(given) if Path(given).is_absolute() else Path(_ROOT) / given
-        assert (html / "book" / "intro.html").exists(), f"BOOK_HTML={given} holds no built book"
+        assert (html / "book" / "intro.html").exists(), (
+            f"BOOK_HTML={given} holds no built book"
+        )
         return html
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", _ROOT, "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return out / "_build" / "html"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get(
+        "PYTEST_XDIST_WORKER"
+    ):  # each worker has its own basetemp in the run's folder
+        shared = shared.parent
+    out = shared / "book"
+    html = out / "_build" / "html"
+    with open(shared / "book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not (html / "book" / "intro.html").exists():
+            jb = Path(sys.executable).with_name("jupyter-book")
+            cmd = [
+                str(jb) if jb.exists() else "jupyter-book",
+                "build",
+                _ROOT,
+                "--path-output",
+                str(out),
+                "-W",
+                "-n",
+                "--keep-going",
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+            assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return html
+
+
+# ---------------------------------------------------------------------------
+# Test tiers: plain ``pytest`` runs the fast tier (pyproject.toml deselects the markers
+# below);
+# ``pytest -m ""`` (tests/run.sh, .ci/run) runs everything.  Tests are marked here by
+# the
+# fixtures they use and the file they are in, so that a new test lands in the right
+# tier.
+# ---------------------------------------------------------------------------
+
+_MARKS_BY_FIXTURE = {
+    "book_html": ("book",),  # needs the built book
+    "browser_report": (
+        "browser",
+    ),  # the pages in Chromium (tests/browser/check_pages.js)
+    "layout_report": ("browser",),  # a phone, dark mode (check_layout.js)
+    "book_pdf": ("browser", "slow"),  # the book printed to PDF by Chromium
+    "lab_report": ("browser", "lab"),  # JupyterLab with a live kernel
+}
+_MARKS_BY_FILE = {
+    "test_lab.py": ("lab",),
+    "test_explorable_view.py": ("browser",),
+}
+_MARKS_BY_NAME = {
+    "test_a_chapter_runs_on_its_own_in_a_fresh_environment": (
+        "slow",
+    ),  # pip into a fresh venv
+}
+
+
+# The longest files first: under `-n 2 --dist loadfile --no-loadscope-reorder` (run.sh)
+# the two workers start with them, and no long file starts last to keep the run waiting.
+_LONGEST_FIRST = (
+    "test_lab.py",
+    "test_publish.py",
+    "test_book_build.py",
+    "test_explorable_view.py",
+)
+
+
+def _file_rank(item) -> int:
+    name = item.path.name
+    return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_file_rank)  # stable: each file keeps its order
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        marks = [
+            m for f in names & set(_MARKS_BY_FIXTURE) for m in _MARKS_BY_FIXTURE[f]
+        ]
+        marks += _MARKS_BY_FILE.get(item.path.name, ())
+        marks += _MARKS_BY_NAME.get(getattr(item, "originalname", item.name), ())
+        for mark in sorted(set(marks)):
+            item.add_marker(getattr(pytest.mark, mark))

@@ -1,4 +1,5 @@
 """Layer classes, Sequential, the optimizers and the training loop."""
+
 from __future__ import annotations
 
 import time
@@ -7,22 +8,23 @@ import numpy as np
 import pytest
 
 import mlp_cnn_core as core
+import mlp_cnn_fast as fast
 import mlp_cnn_train as train
-
-try:
-    from conftest import assert_close
-except ImportError:  # tests/ imported as a package
-    from tests.conftest import assert_close
+from conftest import LAYERS, assert_close
 
 
 def small_model(rng=0, dtype=np.float64, pool="max", ties="first"):
-    pool_layer = train.MaxPool2D(2, ties=ties) if pool == "max" else train.AvgPool2D(3, 2, 1)
+    pool_layer = (
+        train.MaxPool2D(2, ties=ties) if pool == "max" else train.AvgPool2D(3, 2, 1)
+    )
     return train.Sequential(
         train.Conv2D(2, 3, 3, stride=1, padding=1, rng=rng, dtype=dtype),
         train.ReLU(),
         pool_layer,
         train.Flatten(),
-        train.Dense(3 * 3 * 3, 4, rng=rng + 1 if isinstance(rng, int) else rng, dtype=dtype),
+        train.Dense(
+            3 * 3 * 3, 4, rng=rng + 1 if isinstance(rng, int) else rng, dtype=dtype
+        ),
     )
 
 
@@ -30,33 +32,49 @@ def small_model(rng=0, dtype=np.float64, pool="max", ties="first"):
 # Sequential == chained functions
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pool,ties", [("max", "first"), ("max", "all"), ("max", "split"), ("avg", None)])
+
+@pytest.mark.parametrize(
+    "pool,ties", [("max", "first"), ("max", "all"), ("max", "split"), ("avg", None)]
+)
 def test_sequential_matches_chained_functions(pool, ties, rng):
+    """The layers call mlp_cnn_fast's functions: the same numbers, bit for bit."""
+    layers = fast
     model = small_model(pool=pool, ties=ties or "first")
     conv, dense = model.layers[0], model.layers[4]
     conv.params["b"][:] = rng.standard_normal(3)  # non-zero biases exercise db
     dense.params["b"][:] = rng.standard_normal(4)
-    x = np.round(rng.standard_normal((5, 2, 6, 6)) * 2) / 2  # halves: ties in the pool windows
+    x = (
+        np.round(rng.standard_normal((5, 2, 6, 6)) * 2) / 2
+    )  # halves: ties in the pool windows
     y = rng.integers(0, 4, size=5)
 
     logits = model.forward(x)
     loss, dlogits = core.softmax_cross_entropy(logits, y)
     dx = model.backward(dlogits)
 
-    w1, b1, w2, b2 = conv.params["w"], conv.params["b"], dense.params["w"], dense.params["b"]
-    z1, c1 = core.conv2d_forward(x, w1, b1, 1, 1)
-    a1, cr = core.relu_forward(z1)
+    w1, b1, w2, b2 = (
+        conv.params["w"],
+        conv.params["b"],
+        dense.params["w"],
+        dense.params["b"],
+    )
+    z1, c1 = layers.conv2d_forward(x, w1, b1, 1, 1)
+    a1, cr = layers.relu_forward(z1)
     if pool == "max":
-        p1, cp = core.maxpool2d_forward(a1, 2, ties=ties)
+        p1, cp = layers.maxpool2d_forward(a1, 2, ties=ties)
     else:
-        p1, cp = core.avgpool2d_forward(a1, 3, 2, 1)
+        p1, cp = layers.avgpool2d_forward(a1, 3, 2, 1)
     f1, cf = core.flatten_forward(p1)
     z2, cd = core.dense_forward(f1, w2, b2)
     loss_f, d = core.softmax_cross_entropy(z2, y)
     d, dw2, db2 = core.dense_backward(d, cd)
     d = core.flatten_backward(d, cf)
-    d = core.maxpool2d_backward(d, cp) if pool == "max" else core.avgpool2d_backward(d, cp)
-    dx_f, dw1, db1 = core.conv2d_backward(core.relu_backward(d, cr), c1)
+    d = (
+        layers.maxpool2d_backward(d, cp)
+        if pool == "max"
+        else layers.avgpool2d_backward(d, cp)
+    )
+    dx_f, dw1, db1 = layers.conv2d_backward(layers.relu_backward(d, cr), c1)
 
     assert_close(logits, z2, 0)
     assert loss == loss_f
@@ -99,6 +117,7 @@ def test_layer_initialisation_is_seeded():
 # Optimizers
 # ---------------------------------------------------------------------------
 
+
 def _loss(model, x, y):
     return float(core.softmax_cross_entropy(model.forward(x), y)[0])
 
@@ -109,35 +128,39 @@ def _grad_step(model, x, y):
     return float(loss)
 
 
-def test_sgd_step_is_p_minus_lr_g(rng):
+@pytest.mark.parametrize(
+    "make_opt, expected_step",
+    [
+        (lambda m: train.SGD(m, lr=0.05), lambda g, opt: 0.05 * g),
+        # Adam's bias-corrected first step: lr * g / (|g| + eps)
+        (
+            lambda m: train.Adam(m, lr=0.01),
+            lambda g, opt: 0.01 * g / (np.abs(g) + opt.eps),
+        ),
+    ],
+    ids=["sgd", "adam"],
+)
+def test_first_optimizer_step(make_opt, expected_step, rng):
     model = small_model()
     x, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 4, size=4)
     _grad_step(model, x, y)
     before = [p.copy() for _, _, p in model.parameters()]
     grads = [g.copy() for _, _, g in model.gradients()]
-    train.SGD(model, lr=0.05).step()
-    for p, p0, g in zip((p for _, _, p in model.parameters()), before, grads):
-        assert_close(p, p0 - 0.05 * g, 1e-15)
-
-
-def test_adam_first_step_has_size_lr(rng):
-    model = small_model()
-    x, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 4, size=4)
-    _grad_step(model, x, y)
-    before = [p.copy() for _, _, p in model.parameters()]
-    grads = [g.copy() for _, _, g in model.gradients()]
-    opt = train.Adam(model, lr=0.01)
+    opt = make_opt(model)
     opt.step()
     for p, p0, g in zip((p for _, _, p in model.parameters()), before, grads):
-        # bias-corrected first step: lr * g / (|g| + eps)
-        assert_close(p, p0 - 0.01 * g / (np.abs(g) + opt.eps), 1e-12)
+        assert_close(p, p0 - expected_step(g, opt), 1e-12)
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda m: train.SGD(m, lr=0.1),
-    lambda m: train.SGD(m, lr=0.05, momentum=0.9),
-    lambda m: train.Adam(m, lr=0.01),
-], ids=["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda m: train.SGD(m, lr=0.1),
+        lambda m: train.SGD(m, lr=0.05, momentum=0.9),
+        lambda m: train.Adam(m, lr=0.01),
+    ],
+    ids=["sgd", "sgd_momentum", "adam"],
+)
 def test_optimizers_reduce_the_loss_on_a_tiny_problem(make_opt, rng):
     model = small_model()
     x, y = rng.standard_normal((8, 2, 6, 6)), rng.integers(0, 4, size=8)
@@ -156,6 +179,7 @@ def test_optimizers_reduce_the_loss_on_a_tiny_problem(make_opt, rng):
 # Training on scikit-learn's digits
 # ---------------------------------------------------------------------------
 
+
 def test_train_classifier_on_digits_reaches_a_sensible_accuracy():
     datasets = pytest.importorskip("sklearn.datasets")
     digits = datasets.load_digits()
@@ -164,15 +188,33 @@ def test_train_classifier_on_digits_reaches_a_sensible_accuracy():
     order = np.random.default_rng(0).permutation(len(y))
     tr, te = order[:600], order[600:900]
     model = train.Sequential(
-        train.Conv2D(1, 8, 3, padding=1, rng=0), train.ReLU(), train.MaxPool2D(2),
-        train.Flatten(), train.Dense(8 * 4 * 4, 10, rng=1))
+        train.Conv2D(1, 8, 3, padding=1, rng=0),
+        train.ReLU(),
+        train.MaxPool2D(2),
+        train.Flatten(),
+        train.Dense(8 * 4 * 4, 10, rng=1),
+    )
     t0 = time.perf_counter()
-    history = train.train_classifier(model, x[tr], y[tr], epochs=8, batch_size=32,
-                                    optimizer=train.Adam(model, lr=0.01), x_val=x[te], y_val=y[te], rng=0)
+    history = train.train_classifier(
+        model,
+        x[tr],
+        y[tr],
+        epochs=8,
+        batch_size=32,
+        optimizer=train.Adam(model, lr=0.01),
+        x_val=x[te],
+        y_val=y[te],
+        rng=0,
+    )
     elapsed = time.perf_counter() - t0
     assert elapsed < 10, f"training took {elapsed:.1f} s"
     assert set(history) == {"loss", "train_acc", "val_acc"}
-    assert len(history["loss"]) == len(history["train_acc"]) == len(history["val_acc"]) == 8
+    assert (
+        len(history["loss"])
+        == len(history["train_acc"])
+        == len(history["val_acc"])
+        == 8
+    )
     assert history["loss"][-1] < history["loss"][0]
     assert history["train_acc"][-1] > 0.9
     assert history["val_acc"][-1] > 0.85, history["val_acc"]
@@ -191,29 +233,44 @@ def test_train_classifier_is_reproducible_and_defaults_to_adam(rng):
 # dtypes
 # ---------------------------------------------------------------------------
 
-def test_integer_and_bool_inputs_are_computed_in_float64():
+
+@LAYERS
+def test_integer_and_bool_inputs_are_computed_in_float64(layers):
     xi = np.arange(2 * 1 * 4 * 4).reshape(2, 1, 4, 4) % 5 - 2  # int64
     wi = np.ones((2, 1, 3, 3), dtype=np.int32)
-    out, cache = core.conv2d_forward(xi, wi, np.array([1, -1]))
+    out, cache = layers.conv2d_forward(xi, wi, np.array([1, -1]))
     assert out.dtype == np.float64
-    dx, dw, db = core.conv2d_backward(np.ones(out.shape, dtype=np.int16), cache)
+    dx, dw, db = layers.conv2d_backward(np.ones(out.shape, dtype=np.int16), cache)
     assert dx.dtype == dw.dtype == db.dtype == np.float64
     assert core.conv2d_forward_naive(xi, wi)[0].dtype == np.float64
-    for fwd in (core.maxpool2d_forward, core.avgpool2d_forward, core.maxpool2d_forward_naive):
+    for fwd in (
+        layers.maxpool2d_forward,
+        layers.avgpool2d_forward,
+        core.maxpool2d_forward_naive,
+    ):
         o, c = fwd(xi.astype(np.uint8), 2)
         assert o.dtype == np.float64
-    o, c = core.maxpool2d_forward(xi, 2)
-    assert core.maxpool2d_backward(np.ones(o.shape, dtype=int), c).dtype == np.float64
-    assert core.relu_forward(np.array([True, False]))[0].dtype == np.float64
-    assert core.relu_forward(xi)[0].dtype == np.float64
+    o, c = layers.maxpool2d_forward(xi, 2)
+    assert layers.maxpool2d_backward(np.ones(o.shape, dtype=int), c).dtype == np.float64
+    assert layers.relu_forward(np.array([True, False]))[0].dtype == np.float64
+    assert layers.relu_forward(xi)[0].dtype == np.float64
     assert core.flatten_forward(xi)[0].dtype == np.float64
-    assert core.dense_forward(np.ones((2, 3), dtype=int), np.ones((3, 2), dtype=int))[0].dtype == np.float64
+    assert (
+        core.dense_forward(np.ones((2, 3), dtype=int), np.ones((3, 2), dtype=int))[
+            0
+        ].dtype
+        == np.float64
+    )
     loss, dz = core.softmax_cross_entropy(np.array([[1, 2, 3]]), np.array([2]))
     assert dz.dtype == np.float64 and np.asarray(loss).dtype == np.float64
     loss, dp = core.l2_loss(np.array([1, 2]), np.array([0, 0]))
     assert dp.dtype == np.float64 and loss == 2.5
     # integer results are the float64 results of the same values
-    assert_close(core.conv2d_forward(xi, wi)[0], core.conv2d_forward(xi.astype(float), wi.astype(float))[0], 0)
+    assert_close(
+        layers.conv2d_forward(xi, wi)[0],
+        layers.conv2d_forward(xi.astype(float), wi.astype(float))[0],
+        0,
+    )
     model = small_model()
     assert model.forward(np.ones((1, 2, 6, 6), dtype=np.int64)).dtype == np.float64
 

@@ -1,12 +1,12 @@
-"""Tests of chapter 06's helpers (cnnviz.dense): the tiny network, the figures and the explorable.
+"""Tests of chapter 06's helpers (cnnviz.dense): the tiny network, the figures and the
+explorable.
 
-Expected values are computed here independently of the code under test: the forward pass and
-every gradient with plain numpy loops and the hand-derived formulas (p - y, f^T delta, delta W^T,
-routing to the window maximum, the ReLU mask, correlation with the image), and, when PyTorch is
-installed, with torch autograd.
-"""
+Expected values are computed here independently of the code under test: the forward pass
+and every gradient with plain numpy loops and the hand-derived formulas (p - y, f^T
+delta, delta W^T, routing to the window maximum, the ReLU mask, correlation with the
+image), and, when PyTorch is installed, with torch autograd."""
+
 import itertools
-import re
 
 import matplotlib
 
@@ -17,10 +17,10 @@ import pytest  # noqa: E402
 
 from cnnviz import dense  # noqa: E402
 
-
 # ---------------------------------------------------------------------------
 # An independent reference: loops and closed forms, no mlp_cnn_core
 # ---------------------------------------------------------------------------
+
 
 def reference(image, kernel, conv_b, W, b, label):
     image, kernel, W, b = (np.asarray(t, dtype=float) for t in (image, kernel, W, b))
@@ -28,7 +28,12 @@ def reference(image, kernel, conv_b, W, b, label):
     H, Wd = image.shape
     kh, kw = kernel.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    z = np.array([[np.sum(image[i:i + kh, j:j + kw] * kernel) + cb for j in range(Wo)] for i in range(Ho)])
+    z = np.array(
+        [
+            [np.sum(image[i : i + kh, j : j + kw] * kernel) + cb for j in range(Wo)]
+            for i in range(Ho)
+        ]
+    )
     a = np.where(z > 0, z, 0.0)
     m = np.zeros((Ho // 2, Wo // 2))
     win = np.zeros((Ho // 2, Wo // 2, 2), dtype=int)
@@ -38,10 +43,10 @@ def reference(image, kernel, conv_b, W, b, label):
             for r in range(2):
                 for c in range(2):
                     val = a[2 * i + r, 2 * j + c]
-                    if best is None or val > best:      # first maximum in row-major order
+                    if best is None or val > best:  # first maximum in row-major order
                         best, win[i, j] = val, (2 * i + r, 2 * j + c)
             m[i, j] = best
-    f = m.reshape(-1)                                   # a, b, c, d
+    f = m.reshape(-1)  # a, b, c, d
     s = f @ W + b
     e = np.exp(s - s.max())
     p = e / e.sum()
@@ -56,29 +61,60 @@ def reference(image, kernel, conv_b, W, b, label):
         for j in range(m.shape[1]):
             da[tuple(win[i, j])] += dm[i, j]
     dz = da * (z > 0)
-    dw = np.array([[np.sum(dz * image[r:r + Ho, c:c + Wo]) for c in range(kw)] for r in range(kh)])
+    dw = np.array(
+        [
+            [np.sum(dz * image[r : r + Ho, c : c + Wo]) for c in range(kw)]
+            for r in range(kh)
+        ]
+    )
     dx = np.zeros_like(image)
     for i in range(Ho):
         for j in range(Wo):
-            dx[i:i + kh, j:j + kw] += dz[i, j] * kernel
-    return dict(z=z, a=a, m=m, f=f, s=s, p=p, y=y, loss=-np.log(p[label]), delta=delta, dW=dW, db=delta,
-                df=df, dm=dm, da=da, dz=dz, dw=dw, dcb=dz.sum(), dx=dx)
+            dx[i : i + kh, j : j + kw] += dz[i, j] * kernel
+    # fmt: off
+    return dict(z=z, a=a, m=m, f=f, s=s, p=p, y=y, loss=-np.log(p[label]), delta=delta,
+                dW=dW, db=delta, df=df, dm=dm, da=da, dz=dz, dw=dw, dcb=dz.sum(), dx=dx)
+    # fmt: on
 
 
 def random_values(seed):
     rng = np.random.default_rng(seed)
-    return dict(image=rng.normal(size=(5, 5)), kernel=rng.normal(size=(2, 2)), conv_b=rng.normal(size=1),
-                W=rng.normal(size=(4, 3)), b=rng.normal(size=3), label=int(rng.integers(0, 3)))
+    return dict(
+        image=rng.normal(size=(5, 5)),
+        kernel=rng.normal(size=(2, 2)),
+        conv_b=rng.normal(size=1),
+        W=rng.normal(size=(4, 3)),
+        b=rng.normal(size=3),
+        label=int(rng.integers(0, 3)),
+    )
 
 
 def assert_matches(v, ref):
-    pairs = [("conv", "z"), ("relu", "a"), ("pool", "m"), ("flat", "f"), ("logits", "s"), ("p", "p"),
-             ("y", "y"), ("dlogits", "delta"), ("dW", "dW"), ("db", "db"), ("dflat", "df"), ("dpool", "dm"),
-             ("drelu", "da"), ("dconv", "dz"), ("dw", "dw"), ("dconv_b", "dcb"), ("dx", "dx")]
+    pairs = [
+        ("conv", "z"),
+        ("relu", "a"),
+        ("pool", "m"),
+        ("flat", "f"),
+        ("logits", "s"),
+        ("p", "p"),
+        ("y", "y"),
+        ("dlogits", "delta"),
+        ("dW", "dW"),
+        ("db", "db"),
+        ("dflat", "df"),
+        ("dpool", "dm"),
+        ("drelu", "da"),
+        ("dconv", "dz"),
+        ("dw", "dw"),
+        ("dconv_b", "dcb"),
+        ("dx", "dx"),
+    ]
     for mine, theirs in pairs:
         got = np.asarray(v[mine], dtype=float)
         want = np.asarray(ref[theirs], dtype=float)
-        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-12, atol=1e-12, err_msg=mine)
+        np.testing.assert_allclose(
+            got.reshape(want.shape), want, rtol=1e-12, atol=1e-12, err_msg=mine
+        )
     assert np.isclose(float(v["loss"]), ref["loss"], rtol=1e-12)
 
 
@@ -86,16 +122,17 @@ def assert_matches(v, ref):
 # tiny_network and the chapter's numbers
 # ---------------------------------------------------------------------------
 
+
 def test_chapter_values_have_no_kinks_and_match_the_seed():
     vals = dense.chapter_values()
     expected_image = np.random.default_rng(15).integers(0, 5, size=(5, 5)).astype(float)
     np.testing.assert_array_equal(vals["image"], expected_image)
     ref = reference(**vals)
-    assert np.abs(ref["z"]).min() >= 0.25                       # no ReLU input at (or near) 0
+    assert np.abs(ref["z"]).min() >= 0.25  # no ReLU input at (or near) 0
     for i, j in itertools.product(range(2), range(2)):
-        window = np.sort(ref["a"][2 * i:2 * i + 2, 2 * j:2 * j + 2].ravel())
-        assert window[-1] - window[-2] >= 0.25                  # no tie in any pooling window
-    assert ref["p"].argmax() != vals["label"]                   # the example is misclassified
+        window = np.sort(ref["a"][2 * i : 2 * i + 2, 2 * j : 2 * j + 2].ravel())
+        assert window[-1] - window[-2] >= 0.25  # no tie in any pooling window
+    assert ref["p"].argmax() != vals["label"]  # the example is misclassified
 
 
 def test_tiny_network_chapter_values_against_loops():
@@ -105,7 +142,11 @@ def test_tiny_network_chapter_values_against_loops():
     # the numbers printed in the chapter
     np.testing.assert_allclose(v["flat"], [[3.25, 2.75, 4.75, 3.75]])
     np.testing.assert_allclose(v["logits"], [[1.15, -0.55, 0.425]], atol=1e-12)
-    assert v["dx"].shape == (1, 1, 5, 5) and v["dw"].shape == (1, 1, 2, 2) and v["dflat"].shape == (1, 4)
+    assert (
+        v["dx"].shape == (1, 1, 5, 5)
+        and v["dw"].shape == (1, 1, 2, 2)
+        and v["dflat"].shape == (1, 4)
+    )
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -120,67 +161,90 @@ def test_tiny_network_against_torch_autograd(seed):
     torch = pytest.importorskip("torch")
     vals = random_values(100 + seed)
     v = dense.tiny_network(**vals)
-    t = {k: torch.tensor(np.asarray(vals[k], dtype=float), dtype=torch.float64, requires_grad=True)
-         for k in ("image", "kernel", "conv_b", "W", "b")}
-    z = torch.nn.functional.conv2d(t["image"][None, None], t["kernel"][None, None], t["conv_b"])
+    t = {
+        k: torch.tensor(
+            np.asarray(vals[k], dtype=float), dtype=torch.float64, requires_grad=True
+        )
+        for k in ("image", "kernel", "conv_b", "W", "b")
+    }
+    z = torch.nn.functional.conv2d(
+        t["image"][None, None], t["kernel"][None, None], t["conv_b"]
+    )
     m = torch.nn.functional.max_pool2d(torch.relu(z), 2)
     s = m.reshape(1, -1) @ t["W"] + t["b"]
     loss = torch.nn.functional.cross_entropy(s, torch.tensor([vals["label"]]))
     loss.backward()
     assert np.isclose(float(v["loss"]), loss.item(), rtol=1e-12)
-    for mine, k in [("dx", "image"), ("dw", "kernel"), ("dconv_b", "conv_b"), ("dW", "W"), ("db", "b")]:
-        np.testing.assert_allclose(np.asarray(v[mine]).reshape(t[k].shape), t[k].grad.numpy(),
-                                   rtol=1e-10, atol=1e-12, err_msg=mine)
+    for mine, k in [
+        ("dx", "image"),
+        ("dw", "kernel"),
+        ("dconv_b", "conv_b"),
+        ("dW", "W"),
+        ("db", "b"),
+    ]:
+        np.testing.assert_allclose(
+            np.asarray(v[mine]).reshape(t[k].shape),
+            t[k].grad.numpy(),
+            rtol=1e-10,
+            atol=1e-12,
+            err_msg=mine,
+        )
 
 
 # ---------------------------------------------------------------------------
 # Static figures
 # ---------------------------------------------------------------------------
 
+
 def axes_texts(ax):
     return [t.get_text() for t in ax.texts]
 
 
-def visible_axes(fig):
-    return [ax for ax in fig.axes if ax.get_visible()]
+@pytest.fixture
+def panels():
+    """``panels(fig)`` -> the figure's visible axes and their titles; every figure drawn
+    in the test is closed afterwards."""
+
+    def visible(fig):
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        return axes, [ax.get_title() for ax in axes]
+
+    yield visible
+    plt.close("all")
 
 
-def test_forward_figure_panels_and_values():
+def test_forward_figure_panels_and_values(panels):
     v = dense.tiny_network(**dense.chapter_values())
     fig = dense.forward_figure(v)
-    try:
-        axes = visible_axes(fig)
-        titles = [ax.get_title() for ax in axes]
-        assert len(axes) == 7, titles
-        assert titles[0].startswith("image") and titles[-1].startswith("softmax")
-        pool_ax = axes[titles.index("max pool m (2×2)")]
-        assert sorted(axes_texts(pool_ax)) == sorted(["3.25", "2.75", "4.75", "3.75"])
-        relu_ax = axes[[i for i, t in enumerate(titles) if t.startswith("ReLU")][0]]
-        red = [p for p in relu_ax.patches if p.get_edgecolor()[:3] == matplotlib.colors.to_rgb(dense.HIGHLIGHT)]
-        assert len(red) == 4                                   # the four window maxima
-        assert "1.2360" in fig._suptitle.get_text()
-    finally:
-        plt.close(fig)
+    axes, titles = panels(fig)
+    assert len(axes) == 7, titles
+    assert titles[0].startswith("image") and titles[-1].startswith("softmax")
+    pool_ax = axes[titles.index("max pool m (2×2)")]
+    assert sorted(axes_texts(pool_ax)) == sorted(["3.25", "2.75", "4.75", "3.75"])
+    relu_ax = axes[[i for i, t in enumerate(titles) if t.startswith("ReLU")][0]]
+    red = [
+        p
+        for p in relu_ax.patches
+        if p.get_edgecolor()[:3] == matplotlib.colors.to_rgb(dense.HIGHLIGHT)
+    ]
+    assert len(red) == 4  # the four window maxima
+    assert "1.2360" in fig._suptitle.get_text()
 
 
-def test_backward_figure_panels_and_values():
+def test_backward_figure_panels_and_values(panels):
     vals = dense.chapter_values()
     v = dense.tiny_network(**vals)
     ref = reference(**vals)
     fig = dense.backward_figure(v)
-    try:
-        axes = visible_axes(fig)
-        titles = [ax.get_title() for ax in axes]
-        assert len(axes) == 8, titles
-        assert titles[0].startswith("①") and titles[-1].startswith("⑧")
-        dz_ax = axes[0]
-        expected = [dense.format_value(t) for t in ref["delta"]]
-        assert axes_texts(dz_ax) == expected
-        kernel_ax = axes[6]
-        assert axes_texts(kernel_ax) == [dense.format_value(t) for t in ref["dw"].ravel()]
-        assert f"{ref['dcb']:.4g}" in fig._suptitle.get_text()
-    finally:
-        plt.close(fig)
+    axes, titles = panels(fig)
+    assert len(axes) == 8, titles
+    assert titles[0].startswith("①") and titles[-1].startswith("⑧")
+    dz_ax = axes[0]
+    expected = [dense.format_value(t) for t in ref["delta"]]
+    assert axes_texts(dz_ax) == expected
+    kernel_ax = axes[6]
+    assert axes_texts(kernel_ax) == [dense.format_value(t) for t in ref["dw"].ravel()]
+    assert f"{ref['dcb']:.4g}" in fig._suptitle.get_text()
 
 
 def test_flatten_figure_letters_and_order():
@@ -220,7 +284,8 @@ def explorable():
 
 
 def check_state(state, label, b):
-    """One stored state against the loop reference (no core): every number drawn, every link."""
+    """One stored state against the loop reference (no core): every number drawn, every
+    link."""
     ref = expected_state(label, b)
     P = {q["id"]: q for q in state["panels"]}
     assert list(P) == ["s", "p", "y", "d", "W", "f", "dW", "df", "dm"]
@@ -231,25 +296,36 @@ def check_state(state, label, b):
     assert P["dW"]["text"] == [[fmt(t) for t in row] for row in ref["dW"]]
     assert P["df"]["text"] == [[fmt(t) for t in ref["df"]]]
     letters = "abcd"
-    assert P["dm"]["text"] == [[f"{letters[2 * r + c]}: {fmt(ref['dm'][r, c])}" for c in range(2)] for r in range(2)]
+    assert P["dm"]["text"] == [
+        [f"{letters[2 * r + c]}: {fmt(ref['dm'][r, c])}" for c in range(2)]
+        for r in range(2)
+    ]
     # the label is marked, and p - y is negative there only
     assert [c for c in range(3) if "win" in P["d"]["classes"][0][c]] == [label]
     assert ref["delta"][label] < 0 and (np.delete(ref["delta"], label) > 0).all()
     assert f"loss = −log p{label} = {ref['loss']:.4f}" in state["caption"]
     pred = int(np.argmax(ref["p"]))
-    assert f"predicts class {pred} ({'right' if pred == label else 'wrong'})" in state["caption"]
+    assert (
+        f"predicts class {pred} ({'right' if pred == label else 'wrong'})"
+        in state["caption"]
+    )
     assert "p − y sums to 0 " in state["caption"]
     assert state["focus"] == f"d:0:{label}"
     # links point at existing cells; the numbers they print are the reference's
     for key, lk in state["links"].items():
         for cid in [key] + lk["cells"]:
             pid, r, c = cid.split(":")
-            assert pid in P and 0 <= int(r) < P[pid]["rows"] and 0 <= int(c) < P[pid]["cols"], cid
+            assert (
+                pid in P
+                and 0 <= int(r) < P[pid]["rows"]
+                and 0 <= int(c) < P[pid]["cols"]
+            ), cid
     for k in range(3):
         lk = state["links"][f"s:0:{k}"]
         assert all(state["links"][f"{q}:0:{k}"] == lk for q in "pyd")
         assert f"= <b>{fmt(ref['delta'][k])}</b>" in lk["text"]
-        assert f"({', '.join(fmt(ref['delta'][k] * w) for w in dense.chapter_values()['W'][:, k])})" in lk["text"]
+        parts = [fmt(ref["delta"][k] * w) for w in dense.chapter_values()["W"][:, k]]
+        assert f"({', '.join(parts)})" in lk["text"]
         assert {f"W:{i}:{k}" for i in range(4)} <= set(lk["cells"])
     W = dense.chapter_values()["W"]
     for i in range(4):
@@ -257,7 +333,9 @@ def check_state(state, label, b):
         assert state["links"][f"dm:{i // 2}:{i % 2}"] == lk
         terms = " + ".join(f"{fmt(W[i, k])}·{fmt(ref['delta'][k])}" for k in range(3))
         assert f"{terms} = <b>{fmt(ref['df'][i])}</b>" in lk["text"]
-        assert sum(W[i, k] * ref["delta"][k] for k in range(3)) == pytest.approx(ref["df"][i], abs=1e-12)
+        assert sum(W[i, k] * ref["delta"][k] for k in range(3)) == pytest.approx(
+            ref["df"][i], abs=1e-12
+        )
         for k in range(3):
             text = state["links"][f"W:{i}:{k}"]["text"]
             assert state["links"][f"dW:{i}:{k}"]["text"] == text
@@ -270,8 +348,13 @@ def test_every_control_value(explorable):
     assert list(specs) == ["label", "b0", "b1", "b2"]
     assert specs["label"]["options"] == [0, 1, 2] and specs["label"]["default"] == 2
     for k in range(3):
-        assert specs[f"b{k}"]["options"] == list(dense.BIAS_STEPS) and specs[f"b{k}"]["default"] == 0
-        assert specs[f"b{k}"]["labels"] == [fmt(CHAPTER_B[k] + t) for t in dense.BIAS_STEPS]
+        assert (
+            specs[f"b{k}"]["options"] == list(dense.BIAS_STEPS)
+            and specs[f"b{k}"]["default"] == 0
+        )
+        assert specs[f"b{k}"]["labels"] == [
+            fmt(CHAPTER_B[k] + t) for t in dense.BIAS_STEPS
+        ]
     n = 0
     for label, s0, s1, s2 in itertools.product([0, 1, 2], *[dense.BIAS_STEPS] * 3):
         state = explorable.set(label=label, b0=s0, b1=s1, b2=s2)
@@ -283,7 +366,10 @@ def test_every_control_value(explorable):
 def test_default_state_is_the_chapters(explorable):
     state = explorable.set(label=2, b0=0, b1=0, b2=0)
     ref = expected_state(2, CHAPTER_B)
-    assert "loss = −log p2 = 1.2360" in state["caption"] and "predicts class 0 (wrong)" in state["caption"]
+    assert (
+        "loss = −log p2 = 1.2360" in state["caption"]
+        and "predicts class 0 (wrong)" in state["caption"]
+    )
     assert state["links"]["d:0:2"]["text"].startswith("Class 2 (the label")
     np.testing.assert_allclose(ref["delta"].sum(), 0, atol=1e-15)
 
@@ -315,13 +401,19 @@ def test_controls_repr_payload_and_rebuild(explorable):
     assert "0x" not in repr(explorable) and "run this cell" in repr(explorable)
     assert explorable.payload_size() <= 250_000
     import json
+
     from cnnviz.explorable import rebuild
+
     again = rebuild("SoftmaxGradient", explorable.config)
-    assert json.dumps(again.states, sort_keys=True) == json.dumps(explorable.states, sort_keys=True)
+    assert json.dumps(again.states, sort_keys=True) == json.dumps(
+        explorable.states, sort_keys=True
+    )
 
 
 def test_softmax_state_with_other_numbers():
-    """The state function works for any network numbers (here random ones) and matches the loops."""
+    """The state function works for any network numbers (here random ones) and matches
+    the loops.
+    """
     for seed in range(3):
         vals = random_values(seed)
         state = dense.softmax_state(vals)

@@ -24,7 +24,8 @@ import sys
 
 import pytest
 
-from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, median_ms, require_browser
+from browser_support import (BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, lab_chapters, live_summary,
+                             require_browser)
 
 pytestmark = [pytest.mark.lab, pytest.mark.book]
 
@@ -36,34 +37,6 @@ def exporter():
         sys.modules["export_notebooks"] = module
         spec.loader.exec_module(module)
     return sys.modules["export_notebooks"]
-
-
-def explorable_count(nb):
-    """How many explorables the notebook's outputs show (anywidget views with a `kind`)."""
-    state = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-    models = state.get("state", {})
-    count = 0
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
-            model = models.get(view["model_id"], {}) if view else {}
-            if model.get("model_module") == "anywidget" and "kind" in model.get("state", {}):
-                count += 1
-    return count
-
-
-def lab_chapters():
-    """The chapters with explorables: name -> (cells, explorables) of the book's notebook."""
-    chosen = [c.strip() for c in os.environ.get("LAB_CHAPTERS", "").split(",") if c.strip()]
-    out = {}
-    for path in sorted((ROOT / "book").glob("*.ipynb")):
-        if chosen and not any(path.stem.startswith(c) for c in chosen):
-            continue
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        n = explorable_count(nb)
-        if n:
-            out[path.name] = (len(nb["cells"]), n)
-    return out
 
 
 CHAPTERS = lab_chapters()
@@ -99,17 +72,6 @@ def lab_report(edition, tmp_path_factory):
         with open(os.environ["LAB_REPORT"], "w") as f:
             json.dump({"live": live_summary(report), "report": report}, f, indent=1)
     return report
-
-
-def live_summary(report):
-    """Run All seconds per chapter; median input -> next frame of the controls; action -> redraw."""
-    frames = [t for nb in report["notebooks"].values() for e in nb.get("explorables", []) for t in e["frame"]]
-    actions = [a["ms"] for nb in report["notebooks"].values() for e in nb.get("explorables", [])
-               for a in e["actions"] if a["redrawn"]]
-    return {"run_all_seconds": {k: v.get("runAllSeconds") for k, v in report["notebooks"].items()},
-            "moves": len(frames), "median_frame_ms": median_ms(frames),
-            "max_frame_ms": round(max(frames), 1) if frames else None,
-            "actions": len(actions), "median_action_ms": median_ms(actions)}
 
 
 def chapter(report, name):

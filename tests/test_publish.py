@@ -22,6 +22,7 @@ otherwise build the book once into a temporary folder.
 from __future__ import annotations
 
 import importlib.util
+import functools
 import io
 import json
 import os
@@ -37,9 +38,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BROWSER_DIR = ROOT / "tests" / "browser"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from browser_support import CHROMIUM, ROOT, require_browser
+
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 
 
@@ -218,22 +218,6 @@ def test_setup_cell_installs_from_the_configured_repository(chapter):
     assert checked <= packaged, f"pyproject.toml does not package {sorted(checked - packaged)}"
 
 
-@pytest.fixture(scope="module")
-def book_html(tmp_path_factory) -> Path:
-    given = os.environ.get("BOOK_HTML")
-    if given:
-        html = Path(given) if Path(given).is_absolute() else ROOT / given
-        assert (html / "book").is_dir(), f"BOOK_HTML={given} is not a built book"
-        return html
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(ROOT), "--path-output", str(out),
-           "-W", "-n", "--keep-going"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    return out / "_build" / "html"
-
-
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_launches_its_editions_in_colab_and_binder(book_html, chapter):
     E = export_module()
@@ -393,13 +377,6 @@ def test_a_chapter_runs_on_its_own_in_a_fresh_environment(tmp_path):
 
 
 # --- the PDF ------------------------------------------------------------------------------------
-def need_browser():
-    missing = [str(p) for p in (Path(CHROMIUM), BROWSER_DIR / "node_modules" / "playwright-core") if not p.exists()]
-    if missing or not shutil.which("node"):
-        msg = f"needs node, Debian's chromium and `npm ci --prefix tests/browser` (missing: {missing})"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def normalized(text: str) -> str:
@@ -421,7 +398,7 @@ def chapter_title(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def book_pdf(book_html, tmp_path_factory):
-    need_browser()
+    require_browser()
     pypdf = pytest.importorskip("pypdf")
     out = tmp_path_factory.mktemp("pdf") / "book.pdf"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "book_pdf.py"), "--html", str(book_html),
@@ -431,8 +408,10 @@ def book_pdf(book_html, tmp_path_factory):
     return pypdf.PdfReader(out)
 
 
-def pdf_texts(book_pdf) -> list[str]:
-    return [normalized(p.extract_text()) for p in book_pdf.pages]
+@functools.lru_cache(maxsize=1)
+def pdf_texts(reader) -> tuple:
+    """Each page's text, extracted once (pypdf takes tens of seconds for the book)."""
+    return tuple(normalized(p.extract_text()) for p in reader.pages)
 
 
 def chapter_starts(book_pdf) -> list[int]:
@@ -499,7 +478,7 @@ def solution_texts(path: Path) -> list[list[str]]:
 
 
 def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
-    text = normalized(" ".join(p.extract_text() for p in book_pdf.pages))
+    text = normalized(" ".join(pdf_texts(book_pdf)))
     # math that MathJax did not typeset keeps the delimiters Sphinx writes around it (code cells
     # may well show TeX commands such as \\frac in strings, but not these)
     for raw in ["\\(", "\\[", "$$", "\\begin{"]:
@@ -538,7 +517,7 @@ def test_book_pdf_prints_every_explorable(book_html, book_pdf):
 def test_book_pdf_fails_naming_an_explorable_it_cannot_draw(book_html, tmp_path):
     """Without the anywidget front end the explorables cannot be drawn: no PDF, and an error that
     names the page and the explorable."""
-    need_browser()
+    require_browser()
     pytest.importorskip("pypdf")
     spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "scripts" / "book_pdf.py")
     book_pdf_module = importlib.util.module_from_spec(spec)

@@ -1,6 +1,7 @@
-"""Tests of chapters 08/09's helpers (cnnviz.training): data split, network factory, training
-helper, gradient check and plots.  Expected values come from scikit-learn, from hand-built
-examples or from mlp_cnn_core directly, not from the code under test."""
+"""Tests of chapters 08/09's helpers (cnnviz.training): data split, network factory,
+training helper, gradient check and plots.  Expected values come from scikit-learn, from
+hand-built examples or from mlp_cnn_core directly, not from the code under test."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -21,28 +22,43 @@ def data():
 
 def test_split_shapes_standardization_and_stratification(data):
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     assert data.x_train.shape == (1347, 1, 8, 8) and data.x_test.shape == (450, 1, 8, 8)
     assert data.x_train.dtype == np.float64 and data.y_train.dtype.kind == "i"
     # the standardization uses the training pixels only
     raw_train = data.x_train * data.std + data.mean
-    assert np.allclose(raw_train, np.round(raw_train)) and raw_train.min() > -1e-9 and raw_train.max() < 16 + 1e-9
-    assert data.mean == pytest.approx(raw_train.mean()) and data.std == pytest.approx(raw_train.std())
+    assert (
+        np.allclose(raw_train, np.round(raw_train))
+        and raw_train.min() > -1e-9
+        and raw_train.max() < 16 + 1e-9
+    )
+    assert data.mean == pytest.approx(raw_train.mean()) and data.std == pytest.approx(
+        raw_train.std()
+    )
     assert abs(data.x_train.mean()) < 1e-12 and data.x_train.std() == pytest.approx(1)
     # stratified: every class keeps its share (within one image)
     per_class = np.bincount(digits.target)
     assert np.all(np.abs(np.bincount(data.y_test) - 0.25 * per_class) <= 1)
-    assert np.array_equal(np.bincount(data.y_train) + np.bincount(data.y_test), per_class)
+    assert np.array_equal(
+        np.bincount(data.y_train) + np.bincount(data.y_test), per_class
+    )
     # every image of the data set is in exactly one part: compare sorted rows
-    all_raw = np.concatenate([raw_train, data.x_test * data.std + data.mean]).reshape(1797, 64)
+    all_raw = np.concatenate([raw_train, data.x_test * data.std + data.mean]).reshape(
+        1797, 64
+    )
     ref = digits.images.reshape(1797, 64)
-    assert sorted(map(tuple, np.rint(all_raw).astype(int))) == sorted(map(tuple, ref.astype(int)))
+    assert sorted(map(tuple, np.rint(all_raw).astype(int))) == sorted(
+        map(tuple, ref.astype(int))
+    )
 
 
 def test_split_is_seeded(data):
     again = tr.load_digits_split(seed=0)
     other = tr.load_digits_split(seed=1)
-    assert np.array_equal(again.x_train, data.x_train) and np.array_equal(again.y_test, data.y_test)
+    assert np.array_equal(again.x_train, data.x_train) and np.array_equal(
+        again.y_test, data.y_test
+    )
     assert not np.array_equal(other.y_test, data.y_test)
 
 
@@ -50,17 +66,40 @@ def test_network_shapes_and_parameters(data):
     for pool, cls in [("max", train.MaxPool2D), ("avg", train.AvgPool2D)]:
         net = tr.make_digits_cnn(pool, seed=3)
         kinds = [type(layer) for layer in net.layers]
-        assert kinds == [train.Conv2D, train.ReLU, cls, train.Conv2D, train.ReLU, cls, train.Flatten, train.Dense]
+        assert kinds == [
+            train.Conv2D,
+            train.ReLU,
+            cls,
+            train.Conv2D,
+            train.ReLU,
+            cls,
+            train.Flatten,
+            train.Dense,
+        ]
         x = data.x_train[:5]
         shapes = []
         for layer in net.layers:
             x = layer.forward(x)
             shapes.append(x.shape)
-        assert shapes == [(5, 16, 8, 8), (5, 16, 8, 8), (5, 16, 4, 4), (5, 32, 4, 4), (5, 32, 4, 4),
-                          (5, 32, 2, 2), (5, 128), (5, 10)]
-        assert sum(p.size for _, _, p in net.parameters()) == 16 * 9 + 16 + 32 * 16 * 9 + 32 + 128 * 10 + 10
+        assert shapes == [
+            (5, 16, 8, 8),
+            (5, 16, 8, 8),
+            (5, 16, 4, 4),
+            (5, 32, 4, 4),
+            (5, 32, 4, 4),
+            (5, 32, 2, 2),
+            (5, 128),
+            (5, 10),
+        ]
+        assert (
+            sum(p.size for _, _, p in net.parameters())
+            == 16 * 9 + 16 + 32 * 16 * 9 + 32 + 128 * 10 + 10
+        )
     a, b = tr.make_digits_cnn("max", seed=7), tr.make_digits_cnn("avg", seed=7)
-    assert all(np.array_equal(p, q) for (_, _, p), (_, _, q) in zip(a.parameters(), b.parameters()))
+    assert all(
+        np.array_equal(p, q)
+        for (_, _, p), (_, _, q) in zip(a.parameters(), b.parameters())
+    )
     c = tr.make_digits_cnn("max", seed=8)
     assert not np.array_equal(a.layers[0].params["w"], c.layers[0].params["w"])
 
@@ -71,7 +110,9 @@ def test_network_argument_errors():
     with pytest.raises(ValueError, match="second pooling"):
         tr.make_digits_cnn("max", padding=0)
     net = tr.make_digits_cnn("max", channels=(4, 6))
-    assert net.layers[0].params["w"].shape == (4, 1, 3, 3) and net.layers[7].params["w"].shape == (24, 10)
+    assert net.layers[0].params["w"].shape == (4, 1, 3, 3) and net.layers[7].params[
+        "w"
+    ].shape == (24, 10)
 
 
 def test_train_digits_is_deterministic_and_uses_the_core(data):
@@ -84,11 +125,22 @@ def test_train_digits_is_deterministic_and_uses_the_core(data):
     net = tr.make_digits_cnn("avg", seed=0)
     opt = train.Adam(net, lr=tr.LEARNING_RATE)
     for e in range(2):
-        h = train.train_classifier(net, data.x_train, data.y_train, epochs=1, batch_size=32, optimizer=opt,
-                                  x_val=data.x_test, y_val=data.y_test, rng=4000 + e)
+        h = train.train_classifier(
+            net,
+            data.x_train,
+            data.y_train,
+            epochs=1,
+            batch_size=32,
+            optimizer=opt,
+            x_val=data.x_test,
+            y_val=data.y_test,
+            rng=4000 + e,
+        )
         assert h["loss"][0] == h1["loss"][e] and h["val_acc"][0] == h1["test_acc"][e]
     logits = net.forward(data.x_test)
-    assert h1["test_loss"][-1] == pytest.approx(float(core.softmax_cross_entropy(logits, data.y_test)[0]))
+    assert h1["test_loss"][-1] == pytest.approx(
+        float(core.softmax_cross_entropy(logits, data.y_test)[0])
+    )
 
 
 def test_the_chapter_network_reaches_97_percent(data):
@@ -112,16 +164,28 @@ def test_confusion_matrix():
     C = tr.confusion_matrix(y_true, y_pred, n_classes=3)
     assert np.array_equal(C, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
     from sklearn.metrics import confusion_matrix
+
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 10, 200), rng.integers(0, 10, 200)
-    assert np.array_equal(tr.confusion_matrix(a, b), confusion_matrix(a, b, labels=range(10)))
+    assert np.array_equal(
+        tr.confusion_matrix(a, b), confusion_matrix(a, b, labels=range(10))
+    )
 
 
 def test_gradient_check_passes_a_correct_network_and_restores_it(data):
     net = tr.make_digits_cnn("avg", seed=5)
     before = [p.copy() for _, _, p in net.parameters()]
-    rows = tr.network_gradient_check(net, data.x_train[:3], data.y_train[:3], n_entries=3, seed=1)
-    assert [(r["layer"], r["param"]) for r in rows] == [(0, "w"), (0, "b"), (3, "w"), (3, "b"), (7, "w"), (7, "b")]
+    rows = tr.network_gradient_check(
+        net, data.x_train[:3], data.y_train[:3], n_entries=3, seed=1
+    )
+    assert [(r["layer"], r["param"]) for r in rows] == [
+        (0, "w"),
+        (0, "b"),
+        (3, "w"),
+        (3, "b"),
+        (7, "w"),
+        (7, "b"),
+    ]
     assert all(r["rel_error"] < 1e-6 for r in rows)
     assert all(len(r["index"]) == 3 and len(np.unique(r["index"])) == 3 for r in rows)
     assert all(np.array_equal(p, q) for p, (_, _, q) in zip(before, net.parameters()))
@@ -129,21 +193,26 @@ def test_gradient_check_passes_a_correct_network_and_restores_it(data):
     _, d = core.softmax_cross_entropy(net.forward(data.x_train[:3]), data.y_train[:3])
     net.backward(d)
     for r in rows:
-        assert np.array_equal(r["analytic"], net.layers[r["layer"]].grads[r["param"]].reshape(-1)[r["index"]])
+        assert np.array_equal(
+            r["analytic"],
+            net.layers[r["layer"]].grads[r["param"]].reshape(-1)[r["index"]],
+        )
 
 
 def test_gradient_check_catches_a_broken_layer(data):
     class HalfDenseGrad(train.Dense):
         def backward(self, dout):
             dx = super().backward(dout)
-            self.grads["w"] = self.grads["w"] / 2   # wrong by a factor 2
+            self.grads["w"] = self.grads["w"] / 2  # wrong by a factor 2
             return dx
 
     net = tr.make_digits_cnn("max", seed=1)
     bad = HalfDenseGrad(128, 10)
     bad.params = net.layers[7].params
     net.layers[7] = bad
-    rows = tr.network_gradient_check(net, data.x_train[:4], data.y_train[:4], n_entries=4, seed=0)
+    rows = tr.network_gradient_check(
+        net, data.x_train[:4], data.y_train[:4], n_entries=4, seed=0
+    )
     failing = [(r["layer"], r["param"]) for r in rows if r["rel_error"] > 1e-3]
     assert failing == [(7, "w")]
     r = rows[4]
