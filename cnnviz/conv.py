@@ -155,7 +155,7 @@ def conv_matrix_state(kernel, size: int = 3, follow: Tuple[int, int] = (1, 1)) -
     panels = [
         panel("K", "K", kernel),
         panel("A", f"A ({A.shape[0]}×{A.shape[1]}): Y = A X, a row per window", A, row_labels=ys, col_labels=xs,
-              classes=np.where(col, "hl", ""), new_row=True),
+              classes=np.where(col, "hl", "")),
         panel("At", f"A<sup>⊤</sup> ({A.shape[1]}×{A.shape[0]}): ∂L/∂X = A<sup>⊤</sup> ∂L/∂Y", A.T, row_labels=xs,
               col_labels=ys, classes=np.where(col.T, "hl", ""), new_row=True),
         panel("r", f"row {name} of A<sup>⊤</sup> on the output grid", A.T[q].reshape(Ho, Wo), op="→",

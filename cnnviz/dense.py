@@ -94,20 +94,9 @@ def tiny_network(image, kernel, conv_b, V, b, label) -> Dict[str, object]:
 # The chapter's figures (states drawn by the explorables' view)
 # ---------------------------------------------------------------------------------------------
 
-def _pool_windows(pid: str, n_out: int, k: int = 2, cell: bool = False):
-    """The 2×2 pooling windows on a panel (``cell=False``: k×k boxes on the pooled input) or the
-    cells they produce (``cell=True``: one box per pooled cell), window classes c1..c4 in
-    row-major order so that a window and its pooled cell share a colour."""
-    out = []
-    for n, (i, j) in enumerate(np.ndindex(n_out, n_out)):
-        cls = f"c{n % 4 + 1}"
-        out.append(window(pid, i, j, 1, 1, cls) if cell else window(pid, i * k, j * k, k, k, cls))
-    return out
-
-
-def _pool_legend(n_out: int) -> Dict[str, str]:
-    return {f"window.c{n + 1}": f"window of Q<sub>{i}{j}</sub>"
-            for n, (i, j) in enumerate(np.ndindex(n_out, n_out)) if n < 4}
+def _pool_windows(pid: str, n_out: int, k: int = 2):
+    """The k×k pooling windows (stride k) outlined on a panel of the pooled input."""
+    return [window(pid, i * k, j * k, k, k) for i, j in np.ndindex(n_out, n_out)]
 
 
 def _factor(x) -> str:
@@ -138,17 +127,16 @@ def forward_state(values: Dict[str, object]) -> dict:
         panel("Y", f"Y = X ⋆ K + b<sup>conv</sup> ({Ho}×{Wo})", v["conv"][0, 0], scale="div", op="→"),
         panel("A", "A = max(Y, 0)", v["relu"][0, 0], op="→",
               classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("A", n_out)),
-        panel("Q", f"Q = maxpool(A) ({n_out}×{n_out})", q, op="→", windows=_pool_windows("Q", n_out, cell=True),
-              new_row=True),
+        panel("Q", f"Q = maxpool(A) ({n_out}×{n_out})", q, op="→", new_row=True),
         panel("h", f"h = flatten(Q) (1×{D})", v["flat"], op="→", col_labels=[f"h{d}".translate(SUB)
                                                                            for d in range(D)]),
         panel("z", f"z = hV + b (1×{M})", v["logits"], scale="div", op="→", col_labels=_classes(M)),
         panel("p", f"p = softmax(z) (1×{M})", v["p"], op="→", col_labels=_classes(M), classes=label),
     ]
     caption = (f"The label is t = {t} (marked); the loss is L = −log p<sub>{t}</sub> = {float(v['loss']):.4f}. "
-               "Each 2×2 window of A gives its maximum to the cell of Q outlined in the same colour.")
+               "Each 2×2 window of A gives its maximum to the cell of Q in the same place.")
     return {"panels": panels, "caption": caption,
-            "legend": {"win": "maximum of its window", "sel": f"the label t = {t}", **_pool_legend(n_out)}}
+            "legend": {"win": "maximum of its window", "sel": f"the label t = {t}", "window": "a pooling window"}}
 
 
 def backward_state(values: Dict[str, object]) -> dict:
@@ -169,8 +157,7 @@ def backward_state(values: Dict[str, object]) -> dict:
               classes=[["sel" if m == t else "" for m in range(M)]]),
         panel("dV", "∂L/∂V = h<sup>⊤</sup> ∂L/∂z", v["dV"], scale="div", row_labels=hs, col_labels=zs),
         panel("dh", "∂L/∂h = ∂L/∂z V<sup>⊤</sup>", v["dflat"], scale="div", col_labels=hs),
-        panel("dQ", "∂L/∂Q (reshaped)", dq, scale="div", op="→", windows=_pool_windows("dQ", n_out, cell=True),
-              new_row=True),
+        panel("dQ", "∂L/∂Q (reshaped)", dq, scale="div", op="→", new_row=True),
         panel("dA", "∂L/∂A (to the maxima)", v["drelu"][0, 0], scale="div", op="→",
               classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("dA", n_out)),
         panel("dY", "∂L/∂Y = ∂L/∂A ⊙ 𝟙[Y > 0]", v["dconv"][0, 0], scale="div", op="→", classes=dead),
@@ -181,32 +168,36 @@ def backward_state(values: Dict[str, object]) -> dict:
                f"{format_value(float(v['dconv_b'][0]), digits=4)} (the sum of ∂L/∂Y).")
     return {"panels": panels, "caption": caption,
             "legend": {"win": "maximum of its window", "sel": f"the label t = {t}",
-                       "dead": "Y ≤ 0: the ReLU passes nothing", **_pool_legend(n_out)}}
+                       "dead": "Y ≤ 0: the ReLU passes nothing", "window": "a pooling window"}}
 
 
 def flatten_state(q, dh) -> dict:
     """Flatten forwards and backwards: the pooled map ``q`` (2×2) laid out as the row
     h = (h<sub>0</sub>, …, h<sub>3</sub>) in row-major order, and the gradient ``dh`` (1×4) put back
-    into a 2×2 map in the same order; each entry and its place share an outline colour."""
+    into a 2×2 map ∂L/∂Q in the same order.  Each entry is linked to its place in the other
+    three panels (a figure follows one of them)."""
     q = np.asarray(q, dtype=float).reshape(2, 2)
     dh = np.asarray(dh, dtype=float).reshape(1, 4)
+    fmt = format_value
     hs = [f"h{d}".translate(SUB) for d in range(4)]
-    cells = list(np.ndindex(2, 2))
-
-    def boxes(pid, flat):
-        return [window(pid, 0, d, 1, 1, f"c{d + 1}") if flat else window(pid, r, c, 1, 1, f"c{d + 1}")
-                for d, (r, c) in enumerate(cells)]
-
+    idx = ["0", "1"]
     panels = [
-        panel("Q", "Q (2×2)", q, windows=boxes("Q", False)),
-        panel("h", "h = flatten(Q) (1×4)", q.reshape(1, 4), op="→", col_labels=hs, windows=boxes("h", True)),
-        panel("dh", "∂L/∂h (1×4)", dh, scale="div", col_labels=hs, windows=boxes("dh", True), new_row=True),
-        panel("dQ", "∂L/∂Q (2×2)", dh.reshape(2, 2), scale="div", op="→", windows=boxes("dQ", False)),
+        panel("Q", "Q (2×2)", q, row_labels=idx, col_labels=idx),
+        panel("h", "h = flatten(Q) (1×4)", q.reshape(1, 4), op="→", col_labels=hs),
+        panel("dh", "∂L/∂h (1×4)", dh, scale="div", col_labels=hs, new_row=True),
+        panel("dQ", "∂L/∂Q (2×2)", dh.reshape(2, 2), scale="div", op="→", row_labels=idx, col_labels=idx),
     ]
-    legend = {f"window.c{d + 1}": f"h<sub>{d}</sub> ↔ Q<sub>{r}{c}</sub>" for d, (r, c) in enumerate(cells)}
+    links = {}
+    for d, (i, j) in enumerate(np.ndindex(2, 2)):
+        text = (f"h<sub>{d}</sub> = Q<sub>{i}{j}</sub> = {fmt(q[i, j])}: flatten reads Q row by row "
+                f"(d = 2i + j). Backwards, ∂L/∂h<sub>{d}</sub> = {fmt(dh[0, d])} goes back to the same place: "
+                f"∂L/∂Q<sub>{i}{j}</sub> = ∂L/∂h<sub>{d}</sub>.")
+        lk = link([cell_id("Q", i, j), cell_id("h", 0, d), cell_id("dh", 0, d), cell_id("dQ", i, j)], [], text)
+        for cid in (cell_id("Q", i, j), cell_id("h", 0, d), cell_id("dh", 0, d), cell_id("dQ", i, j)):
+            links[cid] = lk
     caption = ("Flatten only moves values: forwards, Q is read row by row into h; backwards, "
                "∂L/∂h goes back to the same places.")
-    return {"panels": panels, "caption": caption, "legend": legend}
+    return {"panels": panels, "links": links, "caption": caption}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +227,7 @@ def softmax_state(values: Dict[str, object]) -> dict:
     zs = [f"z{m}".translate(SUB) for m in range(M)]
     classes = _classes(M)
     lim = float(np.max(np.abs(np.concatenate([dh, dV.ravel()])))) or 1.0
-    label_cls = [["sel" if m == t else "" for m in range(M)]]
+    label_cls = [["win" if m == t else "" for m in range(M)]]
     panels = [
         panel("z", "logits z = hV + b", [z], scale="div", col_labels=classes),
         panel("p", "p = softmax(z)", [p], col_labels=classes, classes=label_cls),
@@ -286,7 +277,7 @@ def softmax_state(values: Dict[str, object]) -> dict:
                f"the network predicts class {pred} ({verdict}). p − 𝟙<sub>t</sub> sums to "
                f"{fmt(round(float(d.sum()), 12) + 0.0)} and is negative only at the label.")
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dz", 0, t),
-            "legend": {"sel": "the label t"}}
+            "legend": {"win": "the label t"}}
 
 
 class SoftmaxGradient(Explorable):

@@ -153,13 +153,12 @@ def test_forward_state_panels_and_values():
     for pid, key in [("X", None), ("Y", "z"), ("A", "a"), ("Q", "m"), ("h", "f"), ("z", "s"), ("p", "p")]:
         assert P[pid]["text"] == texts(vals["image"] if key is None else ref[key]), pid
     assert sorted(P["Q"]["text"][0] + P["Q"]["text"][1]) == sorted(["3.25", "2.75", "4.75", "3.75"])
-    # the four window maxima, each window and its pooled cell in one colour
+    # the four window maxima, each window outlined
     wins = {(r, c) for r in range(4) for c in range(4) if "win" in P["A"]["classes"][r][c]}
     assert wins == {(int(np.argmax(ref["a"][2 * i:2 * i + 2, 2 * j:2 * j + 2]) // 2 + 2 * i),
                      int(np.argmax(ref["a"][2 * i:2 * i + 2, 2 * j:2 * j + 2]) % 2 + 2 * j))
                     for i in range(2) for j in range(2)}
-    assert P["A"]["windows"] == [["A", 2 * i, 2 * j, 2, 2, f"c{2 * i + j + 1}"] for i in range(2) for j in range(2)]
-    assert P["Q"]["windows"] == [["Q", i, j, 1, 1, f"c{2 * i + j + 1}"] for i in range(2) for j in range(2)]
+    assert P["A"]["windows"] == [["A", 2 * i, 2 * j, 2, 2, ""] for i in range(2) for j in range(2)]
     assert P["p"]["classes"] == [["", "", "sel"]]
     assert "1.2360" in st["caption"] and "t = 2" in st["caption"]
 
@@ -185,11 +184,14 @@ def test_flatten_state_order():
     P = panels_of(st)
     assert P["h"]["text"] == [["1", "2", "3", "4"]]                    # row-major
     assert P["dQ"]["text"] == [["0.5", "-0.25"], ["0.125", "2"]]
-    # entry d of h and its cell of Q share an outline colour
+    assert P["h"]["colLabels"] == ["h₀", "h₁", "h₂", "h₃"]
+    # entry d of h, its cell of Q and their gradients are linked
     for d, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        assert ["Q", r, c, 1, 1, f"c{d + 1}"] in P["Q"]["windows"]
-        assert ["h", 0, d, 1, 1, f"c{d + 1}"] in P["h"]["windows"]
-        assert st["legend"][f"window.c{d + 1}"] == f"h<sub>{d}</sub> ↔ Q<sub>{r}{c}</sub>"
+        lk = st["links"][f"h:0:{d}"]
+        assert set(lk["cells"]) == {f"Q:{r}:{c}", f"h:0:{d}", f"dh:0:{d}", f"dQ:{r}:{c}"}
+        assert all(st["links"][cid] == lk for cid in lk["cells"])
+        assert f"h<sub>{d}</sub> = Q<sub>{r}{c}</sub> = {fmt(q[r, c])}" in lk["text"]
+        assert f"∂L/∂Q<sub>{r}{c}</sub> = ∂L/∂h<sub>{d}</sub>" in lk["text"]
 
 
 def test_figures_recompute_from_their_recipes():
@@ -232,7 +234,7 @@ def check_state(state, label, b):
     assert P["dQ"]["text"] == [[fmt(ref["dm"][r, c]) for c in range(2)] for r in range(2)]
     assert P["V"]["rowLabels"] == ["h₀", "h₁", "h₂", "h₃"] and P["V"]["colLabels"] == ["z₀", "z₁", "z₂"]
     # the label is marked, and p - 1[m = t] is negative there only
-    assert [c for c in range(3) if "sel" in P["dz"]["classes"][0][c]] == [label]
+    assert [c for c in range(3) if "win" in P["dz"]["classes"][0][c]] == [label]
     assert ref["delta"][label] < 0 and (np.delete(ref["delta"], label) > 0).all()
     assert f"loss = −log p<sub>{label}</sub> = {ref['loss']:.4f}" in state["caption"]
     pred = int(np.argmax(ref["p"]))
