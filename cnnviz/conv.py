@@ -1,15 +1,18 @@
-"""Chapter 07 (the convolution's backward pass): the input-cell explorable and figure helpers.
+"""Chapter 07 (the convolution's backward pass): the input-cell explorable and the chapter's figures.
 
 :class:`ConvInputCell` is CNN Explainer's interaction turned around: instead of hovering an output
 to see the window that feeds it, you hover an *input* cell and see every window that read it, the
-kernel weight each one used, and ``dX[u, v]`` as the sum of those ``dY[i, j] * W[r, s]`` terms.
-Listed from the first window to the last, the weights run backwards: the kernel rotated by 180
-degrees, which the same explorable shows as the rotated kernel lying over the dilated, padded
-upstream gradient.  :func:`input_cell_state` computes everything it draws (a pure function).
+kernel weight each one used, and ``∂L/∂X[u, v]`` as the sum of those ``∂L/∂Y[i, j] · K[α, β]``
+terms.  Listed from the first window to the last, the weights run backwards: the kernel rotated
+by 180 degrees, which the same explorable shows as rot180(K) lying over the dilated, padded
+upstream gradient.  Hovering a weight shows every output and input cell it connects; hovering a
+cell of the padded gradient shows which cells of ∂L/∂X it reaches.  :func:`input_cell_state`
+computes everything it draws (a pure function).
 
-The figure helpers draw the chapter's static pictures: the stride-dilated, padded upstream
-gradient with the rotated kernel sliding over it, a state of the explorable with one cell
-followed, and the explicit matrix of a tiny convolution.  All the numbers come from
+The chapter's static figures are states drawn by the same view: :func:`full_correlation_state`
+(the stride-dilated, padded upstream gradient with the rotated kernel over the cells that make
+chosen cells of ∂L/∂X) and :func:`conv_matrix_state` (the explicit matrix A of a tiny convolution,
+its transpose, and the rotated kernel in a row of Aᵀ).  All the numbers come from
 :mod:`mlp_cnn_core`.
 """
 from __future__ import annotations
@@ -17,19 +20,17 @@ from __future__ import annotations
 from typing import Sequence, Tuple
 
 import numpy as np
-from matplotlib import pyplot as plt
-from matplotlib.patches import Rectangle
 
 import mlp_cnn_core as core
 
-from .draw import HIGHLIGHT, WINDOW, ACCENT, draw_matrix, format_value, outline_cells, outline_window
+from .draw import format_value
 from .explorable import Explorable, cell_id, control, link, panel, window
 
-__all__ = ["influence", "input_cell_state", "ConvInputCell", "prepared_gradient",
-           "full_correlation_figure", "conv_matrix", "kernel_values", "upstream_values"]
+__all__ = ["influence", "input_cell_state", "ConvInputCell", "prepared_gradient", "full_correlation_state",
+           "conv_matrix", "conv_matrix_state", "kernel_values", "upstream_values"]
 
-PAD_GREY = "0.85"
-COLORS = (HIGHLIGHT, WINDOW, ACCENT, "#2ca02c", "#9467bd")
+#: subscript digits, for names in column and row labels (plain text there)
+SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def kernel_values(k: int) -> np.ndarray:
@@ -39,7 +40,7 @@ def kernel_values(k: int) -> np.ndarray:
 
 
 def upstream_values(shape: Tuple[int, int], kind: str = "ones") -> np.ndarray:
-    """The explorable's upstream gradient dL/dY: all ones, or small seeded random integers."""
+    """The explorable's upstream gradient ∂L/∂Y: all ones, or small seeded random integers."""
     if kind == "ones":
         return np.ones(shape)
     rng = np.random.default_rng(1000 + 31 * shape[0] + shape[1])
@@ -50,12 +51,12 @@ def influence(size: int, k: int, stride: int, padding: int, row: int, col: int):
     """Which outputs did input cell ``(row, col)`` influence, and through which weight?
 
     A square ``size x size`` input, a ``k x k`` kernel, the same stride and padding on both axes.
-    Output ``(i, j)`` reads padded cell ``(i*stride + r, j*stride + s)`` with weight ``w[r, s]``,
+    Output ``(i, j)`` reads padded cell ``(i*stride + α, j*stride + β)`` with weight ``K[α, β]``,
     so input cell ``(u, v)`` (padded ``(u + p, v + p)``) meets it through
-    ``(r, s) = (u - i*stride + p, v - j*stride + p)`` whenever both lie in ``[0, k)``.
+    ``(α, β) = (u - i*stride + p, v - j*stride + p)`` whenever both lie in ``[0, k)``.
 
     Returns ``(mask, index)``: ``mask`` bool ``(Ho, Wo)``; ``index`` int ``(Ho, Wo, 2)`` with the
-    weight index ``(r, s)`` at influenced outputs and ``-1`` elsewhere.
+    weight index ``(α, β)`` at influenced outputs and ``-1`` elsewhere.
     """
     geo = core.WindowGeometry.of((size, size), k, stride, padding, pool=False)
     mask = np.zeros(geo.out_size, dtype=bool)
@@ -67,7 +68,7 @@ def influence(size: int, k: int, stride: int, padding: int, row: int, col: int):
 
 
 # ---------------------------------------------------------------------------------------------
-# The rotated-kernel picture
+# The chapter's figures (states drawn by the explorables' view)
 # ---------------------------------------------------------------------------------------------
 
 def prepared_gradient(dy: np.ndarray, k: int, size: int, stride: int, padding: int):
@@ -75,8 +76,8 @@ def prepared_gradient(dy: np.ndarray, k: int, size: int, stride: int, padding: i
 
     ``dy (Ho, Wo)`` is dilated by the stride (``core.dilate``), padded by ``k - 1`` on every
     side plus the rows/columns no window reached.  Returns ``(g, kind)``: ``g`` of shape
-    ``(size + 2p + k - 1, ...)`` and ``kind`` an int array of the same shape: 0 = a real dY entry,
-    1 = a zero inserted by the dilation, 2 = a zero of the ``k - 1`` (and leftover) padding.
+    ``(size + 2p + k - 1, ...)`` and ``kind`` an int array of the same shape: 0 = a real ∂L/∂Y
+    entry, 1 = a zero inserted by the dilation, 2 = a zero of the ``k - 1`` (and leftover) padding.
     """
     d = core.dilate(dy, stride)
     kind_d = np.ones(d.shape, int)
@@ -87,55 +88,78 @@ def prepared_gradient(dy: np.ndarray, k: int, size: int, stride: int, padding: i
     return np.pad(d, pads), np.pad(kind_d, pads, constant_values=2)
 
 
-def full_correlation_figure(dy: np.ndarray, w: np.ndarray, size: int, stride: int = 1, padding: int = 0,
-                            cells: Sequence[Tuple[int, int]] = ((0, 0),), cell_size: float = 0.34):
-    """Three panels: the dilated + padded dY with the rotated kernel over the windows that make
-    ``dX[u, v]`` for each ``(u, v)`` in ``cells``; the rotated kernel; dX (cells outlined).
-
-    One channel, square input.  ``dy (Ho, Ho)``, ``w (k, k)``.  dX comes from
-    ``core.conv2d_input_grad_rotated``.
-    """
-    dy, w = np.asarray(dy, float), np.asarray(w, float)
-    k = w.shape[0]
+def _prepared_panel(dy, k, size, stride, padding, pid="g", **kw):
+    """The panel of :func:`prepared_gradient`: real ∂L/∂Y entries with their values, the
+    dilation's zeros muted (class ``zero``), the padding's zeros blank (class ``pad``)."""
     g, kind = prepared_gradient(dy, k, size, stride, padding)
-    wr = core.rot180(w)
-    dx = core.conv2d_input_grad_rotated(dy[None, None], w[None, None], (1, 1, size, size), stride, padding)[0, 0]
-    widths = [g.shape[1], k, size]
-    cell_size = min(cell_size, 7.0 / sum(widths))          # at most ~940 px wide at 100 dpi
-    fig, axes = plt.subplots(1, 3, figsize=(cell_size * sum(widths) + 2.4, cell_size * g.shape[0] + 1.5),
-                             gridspec_kw={"width_ratios": widths})
-    ax = axes[0]
-    draw_matrix(ax, g, annotate=False, diverging=True)
-    lim = float(np.max(np.abs(g))) or 1.0
-    for a in range(g.shape[0]):
-        for b in range(g.shape[1]):
-            if kind[a, b] == 0:
-                ax.text(b, a, format_value(g[a, b]), ha="center", va="center", fontsize=8, fontweight="bold",
-                        color="white" if abs(g[a, b]) > 0.6 * lim else "black")
-            else:
-                ax.add_patch(Rectangle((b - 0.5, a - 0.5), 1, 1, zorder=1, edgecolor="none",
-                                       facecolor=PAD_GREY if kind[a, b] == 2 else "#fff3c4"))
-                ax.text(b, a, "0", ha="center", va="center", fontsize=7, color="0.55")
-    # the cells read by the windows that survive the crop (the padding's p cells are cut on each side)
-    outline_window(ax, padding, padding, size + k - 1, size + k - 1, color="0.3", linewidth=1.0, linestyle=":")
-    for idx, (u, v) in enumerate(cells):
-        outline_window(ax, u + padding, v + padding, k, k, color=COLORS[idx % len(COLORS)], linewidth=2.2,
-                       inset=0.05 * idx)
-    what = "dY (stride 1: no dilation)" if stride == 1 else f"dY dilated by stride {stride} (yellow zeros)"
-    extra = g.shape[0] - dy.shape[0] - (dy.shape[0] - 1) * (stride - 1) - 2 * (k - 1)
-    frame = f"padded by k−1 = {k - 1} (grey)" + (f", {k - 1 + extra} at the bottom/right (rows no window read)"
-                                                 if extra else "")
-    ax.set_title(f"{what},\n{frame}\nboxes: the rotated kernel over the cells that make dX[u,v]", fontsize=9)
-    draw_matrix(axes[1], wr, title="rot180(w)")
-    ax = axes[2]
-    draw_matrix(ax, dx, diverging=True, fontsize=8)
-    for idx, (u, v) in enumerate(cells):
-        m = np.zeros((size, size), bool)
-        m[u, v] = True
-        outline_cells(ax, m, color=COLORS[idx % len(COLORS)])
-    ax.set_title(f"dX {size}×{size}\n(after cropping padding {padding})", fontsize=9)
-    fig.tight_layout()
-    return fig
+    text = np.where(kind == 0, np.vectorize(format_value, otypes=[object])(g), np.where(kind == 1, "0", ""))
+    classes = np.where(kind == 0, "", np.where(kind == 1, "zero", "pad"))
+    title = "pad(∂L/∂Y)" if stride == 1 else "pad(dilate(∂L/∂Y))"
+    return panel(pid, title, np.where(kind == 2, np.nan, g), text=text, classes=classes, scale="div", **kw), g, kind
+
+
+def full_correlation_state(dy, kernel, size: int, stride: int = 1, padding: int = 0,
+                           cells: Sequence[Tuple[int, int]] = ((0, 0),)) -> dict:
+    """∂L/∂X of a one-channel, square convolution as a full correlation: the dilated, padded
+    ∂L/∂Y (``dy``, ``(Ho, Ho)``) with rot180(``kernel``) placed over the cells that make
+    ∂L/∂X<sub>uv</sub> for each ``(u, v)`` in ``cells`` (at most four, one outline colour each),
+    rot180(K), and ∂L/∂X from ``core.conv2d_input_grad_rotated`` with those cells outlined."""
+    dy, kernel = np.asarray(dy, float), np.asarray(kernel, float)
+    k = kernel.shape[0]
+    cells = [tuple(int(t) for t in c) for c in cells][:4]
+    dx = core.conv2d_input_grad_rotated(dy[None, None], kernel[None, None], (1, 1, size, size),
+                                        stride, padding)[0, 0]
+    gp, g, kind = _prepared_panel(dy, k, size, stride, padding,
+                                  windows=[window("g", u + padding, v + padding, k, k, f"c{n + 1}")
+                                           for n, (u, v) in enumerate(cells)])
+    lim = float(np.max(np.abs(dx))) or 1.0
+    panels = [gp,
+              panel("wr", "rot180(K)", core.rot180(kernel), op="⋆"),
+              panel("dx", f"∂L/∂X ({size}×{size})", dx, scale="div", limit=lim, op="=",
+                    windows=[window("dx", u, v, 1, 1, f"c{n + 1}") for n, (u, v) in enumerate(cells)])]
+    Ho = dy.shape[0]
+    extra = g.shape[0] - ((Ho - 1) * stride + 1) - 2 * (k - 1)
+    frame = f"the k − 1 = {k - 1} zeros around it"
+    if extra:
+        frame += f" and the {extra} row{'s' if extra > 1 else ''} and column{'s' if extra > 1 else ''} " \
+                 "no window read (bottom, right)"
+    what = (f"∂L/∂Y ({Ho}×{Ho})" if stride == 1 else
+            f"∂L/∂Y ({Ho}×{Ho}) dilated by the stride {stride} (muted zeros between its entries)")
+    crop = (f" The correlation gives the gradient of the padded input, {size + 2 * padding}×{size + 2 * padding}; "
+            f"cropping the padding p = {padding} leaves ∂L/∂X." if padding else "")
+    caption = (f"{what}, with {frame} (blank). Each outlined {k}×{k} box holds rot180(K) and makes the cell "
+               f"of ∂L/∂X outlined in the same colour.{crop}")
+    legend = {f"window.c{n + 1}": f"rot180(K) making ∂L/∂X<sub>{u}{v}</sub>" for n, (u, v) in enumerate(cells)}
+    legend.update({"pad": "zeros of the padding", "zero": "zeros of the dilation" if stride > 1 else None})
+    return {"panels": panels, "caption": caption, "legend": legend}
+
+
+def conv_matrix_state(kernel, size: int = 3, follow: Tuple[int, int] = (1, 1)) -> dict:
+    """The matrix A of a one-channel convolution of a ``size × size`` input (stride 1, no padding):
+    K, A (each row one window), Aᵀ (each row one input cell) with the input cell ``follow``
+    marked in both, and its row of Aᵀ laid out on the output grid: rot180(K)."""
+    kernel = np.asarray(kernel, float)
+    A = conv_matrix(size, size, kernel)
+    Ho, Wo = size - kernel.shape[0] + 1, size - kernel.shape[1] + 1
+    u, v = follow
+    q = u * size + v
+    xs = [f"X{a}{b}".translate(SUB) for a in range(size) for b in range(size)]
+    ys = [f"Y{i}{j}".translate(SUB) for i in range(Ho) for j in range(Wo)]
+    col = np.zeros(A.shape, bool)
+    col[:, q] = True
+    name = f"X<sub>{u}{v}</sub>"
+    panels = [
+        panel("K", "K", kernel),
+        panel("A", f"A ({A.shape[0]}×{A.shape[1]}): Y = A X, a row per window", A, row_labels=ys, col_labels=xs,
+              classes=np.where(col, "hl", "")),
+        panel("At", f"A<sup>⊤</sup> ({A.shape[1]}×{A.shape[0]}): ∂L/∂X = A<sup>⊤</sup> ∂L/∂Y", A.T, row_labels=xs,
+              col_labels=ys, classes=np.where(col.T, "hl", ""), new_row=True),
+        panel("r", f"row {name} of A<sup>⊤</sup> on the output grid", A.T[q].reshape(Ho, Wo), op="→",
+              classes=np.full((Ho, Wo), "hl")),
+    ]
+    caption = (f"Column {name} of A lists the weights that input cell meets, one per window; as a row of "
+               f"A<sup>⊤</sup>, laid out on the {Ho}×{Wo} output grid, it is rot180(K), not K<sup>⊤</sup>.")
+    return {"panels": panels, "caption": caption, "legend": {"hl": f"the entries of {name}"}}
 
 
 def conv_matrix(size_h: int, size_w: int, w: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
@@ -154,29 +178,44 @@ def conv_matrix(size_h: int, size_w: int, w: np.ndarray, stride: int = 1, paddin
 # The input-cell explorable (drawn in the browser from precomputed states)
 # ---------------------------------------------------------------------------------------------
 
+def _sub(name: str, *idx: int) -> str:
+    """``X<sub>32</sub>``: a name with its indices as a subscript (the book's X<sub>uv</sub>)."""
+    return f"{name}<sub>{''.join(str(int(t)) for t in idx)}</sub>"
+
+
+def _factor(x) -> str:
+    """A number as a factor in a written-out product: negative numbers in parentheses."""
+    s = format_value(x)
+    return f"({s})" if s.startswith("-") else s
+
+
 def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str = "random") -> dict:
     """Everything the input-cell view shows for a one-channel ``size x size`` input, the kernel
-    ``kernel_values(k)``, a stride, a padding and an upstream gradient (``"ones"`` or
+    K = ``kernel_values(k)``, a stride, a padding and an upstream gradient (``"ones"`` or
     ``"random"``, see :func:`upstream_values`).
 
-    Panels: the padded input (each cell: how many windows read it), the kernel W, the upstream
-    gradient dL/dY, dL/dX from ``core.conv2d_backward``, the upstream gradient dilated and padded
-    for the full correlation, and rot180(W).  Hovering an input cell (on x or on dL/dX) outlines
-    the windows that read it and the k x k block of the prepared gradient under the rotated
-    kernel, highlights the weights and upstream cells involved, and writes dL/dX[u, v] as the
-    sum of its dY[i, j] * W[r, s] terms; hovering an upstream cell shows its window.
+    Panels: the padded input X (each cell: how many windows read it), the kernel K, the upstream
+    gradient ∂L/∂Y, ∂L/∂X from ``core.conv2d_backward``, the upstream gradient dilated and padded
+    for the full correlation (pad(∂L/∂Y)), and rot180(K).  Every cell is linked:
+
+    * an input cell (on X or on ∂L/∂X): the windows that read it, the k×k block of pad(∂L/∂Y)
+      under the rotated kernel, the weights and upstream cells involved, and ∂L/∂X<sub>uv</sub>
+      written as the sum of its ∂L/∂Y<sub>ij</sub>·K<sub>αβ</sub> terms;
+    * an upstream cell (on ∂L/∂Y, or its place in pad(∂L/∂Y)): its window on X and the cells of
+      ∂L/∂X it sends a term to;
+    * a weight (on K, or its place in rot180(K)): every output cell it multiplies and every cell
+      of ∂L/∂X it carries a gradient to;
+    * a zero of pad(∂L/∂Y) (dilation or padding) and a padding cell of X: what it is for.
     """
     n, p, s = int(size), int(padding), int(stride)
     if k > n + 2 * p:
         return {"message": f"The kernel ({k}×{k}) is larger than the padded input ({n} + 2·{p} = {n + 2 * p}): "
                            "there is no output at all. Make the kernel smaller or the padding larger."}
-    W = kernel_values(k)
+    K = kernel_values(k)
     Ho = core.pool_output_size(n, k, s, p)
     dy = upstream_values((Ho, Ho), upstream)
-    _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), W[None, None], None, s, p)
+    _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), K[None, None], None, s, p)
     dx = core.conv2d_backward(dy[None, None], cache)[0][0, 0]
-    g, kind = prepared_gradient(dy, k, n, s, p)
-    wr = core.rot180(W)
     fmt = format_value
     npad = n + 2 * p
     reads = {(u, v): influence(n, k, s, p, u, v) for u in range(n) for v in range(n)}
@@ -186,48 +225,92 @@ def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str
         count[u + p, v + p] = mask.sum()
         pad_cls[u + p, v + p] = ""
     count_text = [["" if np.isnan(c) else fmt(c) for c in row] for row in count]
-    g_cls = np.where(kind == 0, "", np.where(kind == 1, "zero", "pad"))
-    g_text = np.where(kind == 0, np.vectorize(fmt, otypes=[object])(g), np.where(kind == 1, "0", ""))
-    g_vals = np.where(kind == 2, np.nan, g)
     lim = float(np.max(np.abs(dx))) or 1.0
     labels = [str(a - p) for a in range(npad)]
+    gp, g, kind = _prepared_panel(dy, k, n, s, p, subtitle="rot180(K) slides over it (stride 1)")
     panels = [
-        panel("x", "input x: windows reading each cell", count, text=count_text, classes=pad_cls,
+        panel("x", "X: windows reading each cell", count, text=count_text, classes=pad_cls,
               row_labels=labels, col_labels=labels),
-        panel("w", f"kernel W ({k}×{k})", W),
-        panel("dy", f"upstream dL/dY ({Ho}×{Ho})", dy, scale="div"),
-        panel("dx", "dL/dX (core)", dx, scale="div", limit=lim),
-        panel("g", "dL/dY " + ("dilated, " if s > 1 else "") + "padded", g_vals, text=g_text, classes=g_cls,
-              scale="div"),
-        panel("wr", "rot180(W)", wr),
+        panel("w", f"K ({k}×{k})", K),
+        panel("dy", f"∂L/∂Y ({Ho}×{Ho})", dy, scale="div"),
+        panel("dx", "∂L/∂X (core)", dx, scale="div", limit=lim),
+        gp,
+        panel("wr", "rot180(K)", core.rot180(K)),
     ]
     links = {}
+    inside = lambda a, b: p <= a < p + n and p <= b < p + n          # noqa: E731 (padded coordinates)
+    g_at = lambda i, j: (k - 1 + i * s, k - 1 + j * s)               # noqa: E731 (∂L/∂Y_ij in pad(∂L/∂Y))
+    # an upstream cell: its window on X and the cells of ∂L/∂X it sends a term to
     for i in range(Ho):
         for j in range(Ho):
-            text = (f"Y[{i},{j}] reads this window; backwards it sends dL/dY[{i},{j}] = {fmt(dy[i, j])} "
-                    f"times each weight to the cell under it.")
-            links[cell_id("dy", i, j)] = link([cell_id("dy", i, j)], [window("x", i * s, j * s, k, k)], text)
+            reached = [(i * s + a, j * s + b) for a in range(k) for b in range(k) if inside(i * s + a, j * s + b)]
+            cells = [cell_id("dy", i, j), cell_id("g", *g_at(i, j))]
+            cells += [cell_id("dx", a - p, b - p) for a, b in reached]
+            text = (f"{_sub('Y', i, j)} reads the outlined window of X. Backwards, ∂L/∂{_sub('Y', i, j)} = "
+                    f"{fmt(dy[i, j])} times the weight over each cell is added to ∂L/∂X there: "
+                    f"{len(reached)} input cell{'s' if len(reached) != 1 else ''}"
+                    + (f" ({k * k - len(reached)} of the window's cells are padding, cropped away)"
+                       if len(reached) < k * k else "")
+                    + f". In pad(∂L/∂Y) it sits at ({g_at(i, j)[0]}, {g_at(i, j)[1]}); every placement of "
+                    "rot180(K) that covers it makes one of those cells.")
+            lk = link(cells, [window("x", i * s, j * s, k, k)], text)
+            links[cell_id("dy", i, j)] = links[cell_id("g", *g_at(i, j))] = lk
+    # an input cell: the windows that read it, the weights they used, the sum
     for (u, v), (mask, index) in reads.items():
         pairs = [((int(i), int(j)), (int(index[i, j, 0]), int(index[i, j, 1]))) for i, j in zip(*np.nonzero(mask))]
         cells = [cell_id("x", u + p, v + p), cell_id("dx", u, v)]
         if not pairs:
-            text = f"x[{u},{v}] is read by no window (the stride skips it): dL/dX[{u},{v}] = 0."
+            text = (f"{_sub('X', u, v)} is read by no window (the stride skips it): "
+                    f"∂L/∂{_sub('X', u, v)} = 0.")
             links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, [], text)
             continue
         boxes = [window("x", i * s, j * s, k, k) for (i, j), _ in pairs]
         boxes.append(window("g", u + p, v + p, k, k))
-        for (i, j), (r, c) in pairs:
-            cells += [cell_id("dy", i, j), cell_id("w", r, c), cell_id("wr", k - 1 - r, k - 1 - c)]
-        names = " + ".join(f"dY[{i},{j}]·W[{r},{c}]" for (i, j), (r, c) in pairs)
-        terms = " + ".join(f"{fmt(dy[i, j])}·{fmt(W[r, c])}" for (i, j), (r, c) in pairs)
-        text = (f"x[{u},{v}] is read by {len(pairs)} window(s): dL/dX[{u},{v}] = {names} = {terms} "
-                f"= <b>{fmt(dx[u, v])}</b>.")
+        for (i, j), (a, b) in pairs:
+            cells += [cell_id("dy", i, j), cell_id("w", a, b), cell_id("wr", k - 1 - a, k - 1 - b)]
+        names = " + ".join(f"∂L/∂{_sub('Y', i, j)}·{_sub('K', a, b)}" for (i, j), (a, b) in pairs)
+        terms = " + ".join(f"{_factor(dy[i, j])}·{_factor(K[a, b])}" for (i, j), (a, b) in pairs)
+        text = (f"{_sub('X', u, v)} is read by {len(pairs)} window{'s' if len(pairs) != 1 else ''}: "
+                f"∂L/∂{_sub('X', u, v)} = {names} = {terms} = <b>{fmt(dx[u, v])}</b>.")
         links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, boxes, text)
+    # a weight: every output it multiplies, every cell of ∂L/∂X it carries a gradient to
+    for a in range(k):
+        for b in range(k):
+            outs = [(i, j) for i in range(Ho) for j in range(Ho)]
+            hits = [(i, j) for i, j in outs if inside(i * s + a, j * s + b)]
+            cells = [cell_id("w", a, b), cell_id("wr", k - 1 - a, k - 1 - b)]
+            cells += [cell_id("dx", i * s + a - p, j * s + b - p) for i, j in hits]
+            missed = len(outs) - len(hits)
+            text = (f"{_sub('K', a, b)} = {fmt(K[a, b])} is used by all {len(outs)} windows: in the window of "
+                    f"Y<sub>ij</sub> it multiplies the cell at offset ({a}, {b}). "
+                    f"Backwards it carries ∂L/∂Y<sub>ij</sub>·{_sub('K', a, b)} to {len(hits)} cell"
+                    f"{'s' if len(hits) != 1 else ''} of ∂L/∂X"
+                    + (f" ({missed} of its products fall on padding and are cropped away)" if missed else "")
+                    + f". In rot180(K) it sits at ({k - 1 - a}, {k - 1 - b}).")
+            links[cell_id("w", a, b)] = links[cell_id("wr", k - 1 - a, k - 1 - b)] = link(cells, [], text)
+    # the zeros of pad(∂L/∂Y) and the padding of X
+    zero_text = (f"A zero put in by the dilation: with stride {s} the outputs' gradients sit {s} cells apart, "
+                 "so rot180(K) meets no output here and this cell adds nothing to ∂L/∂X.")
+    extra = g.shape[0] - ((Ho - 1) * s + 1) - 2 * (k - 1)
+    pad_text = (f"A zero of the padding: k − 1 = {k - 1} rows and columns around ∂L/∂Y"
+                + (f", and {extra} more at the bottom and right for the input rows and columns no window "
+                   "reached" if extra else "")
+                + ", so that every cell of ∂L/∂X gets a whole k×k placement of rot180(K).")
+    zero_link, pad_link = link([], [], zero_text), link([], [], pad_text)
+    for a, b in zip(*np.nonzero(kind)):
+        links[cell_id("g", a, b)] = zero_link if kind[a, b] == 1 else pad_link
+    if p:
+        x_pad_link = link([], [], f"Padding (p = {p}): a constant 0, not an input. Windows read it, but the "
+                                  "gradient that lands here is cropped away.")
+        for a, b in zip(*np.nonzero(pad_cls == "pad")):
+            links[cell_id("x", a, b)] = x_pad_link
     caption = (f"Input {n}×{n}, kernel {k}×{k} holding 1…{k * k} (every weight recognisable), stride {s}, "
-               f"padding {p} → output {Ho}×{Ho}. The weights a cell meets run backwards (W[{k - 1},{k - 1}] first): "
-               f"rot180(W) over the prepared dL/dY (green box) gives the same sum.")
+               f"padding {p} → output {Ho}×{Ho}. The weights a cell meets run backwards "
+               f"({_sub('K', k - 1, k - 1)} first): rot180(K) over pad(∂L/∂Y) (the outlined box there) gives "
+               "the same sum. Hover a weight or a cell of ∂L/∂Y to see where it goes.")
     c = n // 2
-    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dx", c, c)}
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dx", c, c),
+            "legend": {"pad": "padding", "zero": "zeros of the dilation" if s > 1 else None}}
 
 
 class ConvInputCell(Explorable):

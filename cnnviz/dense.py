@@ -1,39 +1,46 @@
-"""Chapter 06 (flatten, dense layer, softmax and cross-entropy): figure helpers and an explorable.
+"""Chapter 06 (flatten, dense layer, softmax and cross-entropy): the figures and the explorable.
 
 The chapter follows the network of the Stack Exchange question "Back propagation through a
-simple convolutional neural network": a 5x5 image, one 2x2 kernel, ReLU, 2x2 max pooling,
-flatten, a dense layer to K classes, softmax and cross-entropy.
+simple convolutional neural network": a 5×5 image X, one 2×2 kernel K, ReLU, 2×2 max pooling,
+flatten, a dense layer V to M classes, softmax and cross-entropy.  The chapter's names:
+
+    X (5×5) → Y = X ⋆ K + b^conv (4×4) → A = max(Y, 0) → Q = maxpool(A) (2×2)
+      → h = flatten(Q) (1×D) → z = hV + b (1×M, the logits) → p = softmax(z) → L = −log p_t
 
 * :func:`tiny_network` runs that network forward and backward with :mod:`mlp_cnn_core` and
   returns every intermediate array (nothing is re-implemented here).
-* :func:`forward_figure` and :func:`backward_figure` draw the forward values and the gradient
-  flowing backwards, stage by stage.
-* :class:`SoftmaxGradient` is an explorable: pick the label, move the dense biases (each bias
-  shifts one logit) and watch ``p - y`` and the gradient of the flattened layer change; hover a
-  logit to follow it.  :func:`softmax_state` computes what it draws (a pure function).
+* :func:`forward_state`, :func:`backward_state` and :func:`flatten_state` are the chapter's
+  figures, states drawn by the explorables' view (``cnnviz.figure(cnnviz.call(...))``).
+* :class:`SoftmaxGradient` is an explorable: pick the label t, move the dense biases (each bias
+  shifts one logit) and watch ``p − 𝟙_t`` and the gradient of the flattened layer change; hover a
+  logit, a weight or an entry of ∂L/∂h to follow it.  :func:`softmax_state` computes what it
+  draws (a pure function).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 import numpy as np
-from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 import mlp_cnn_train as train
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
-from .explorable import Explorable, cell_id, control, link, panel
+from .draw import format_value
+from .explorable import Explorable, cell_id, control, link, panel, window
 
-__all__ = ["tiny_network", "forward_figure", "backward_figure", "flatten_figure", "softmax_state",
+__all__ = ["tiny_network", "forward_state", "backward_state", "flatten_state", "softmax_state",
            "SoftmaxGradient", "BIAS_STEPS", "CHAPTER_IMAGE_SEED", "chapter_values"]
 
 #: the seed of the chapter's 5x5 image (``default_rng(15).integers(0, 5, (5, 5))``)
 CHAPTER_IMAGE_SEED = 15
 
+#: subscript digits, for names in control labels and column labels (plain text there)
+SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
 
 def chapter_values() -> Dict[str, np.ndarray]:
-    """The chapter's concrete numbers: image, kernel, conv bias, dense weights and bias, label.
+    """The chapter's concrete numbers: image X, kernel K, conv bias, dense weights V and bias b,
+    label t.
 
     Chosen so that no ReLU input is 0 and no pooling window has a tie (the notebook asserts it).
     """
@@ -41,151 +48,152 @@ def chapter_values() -> Dict[str, np.ndarray]:
     image = rng.integers(0, 5, size=(5, 5)).astype(float)
     kernel = np.array([[1.0, -0.5], [-1.0, 0.5]])
     conv_b = np.array([0.25])
-    W = np.array([[0.2, -0.3, 0.1],
+    V = np.array([[0.2, -0.3, 0.1],
                   [-0.1, 0.4, -0.2],
                   [0.3, -0.2, -0.1],
                   [-0.2, 0.1, 0.3]])
     b = np.array([0.1, -0.1, 0.0])
-    return {"image": image, "kernel": kernel, "conv_b": conv_b, "W": W, "b": b, "label": 2}
+    return {"image": image, "kernel": kernel, "conv_b": conv_b, "V": V, "b": b, "label": 2}
 
 
-def tiny_network(image, kernel, conv_b, W, b, label) -> Dict[str, object]:
+def tiny_network(image, kernel, conv_b, V, b, label) -> Dict[str, object]:
     """Forward and backward pass of image -> conv -> ReLU -> maxpool -> flatten -> dense -> CE.
 
-    ``image (H, W)`` (one channel, one example), ``kernel (kh, kw)``, ``conv_b`` scalar or ``(1,)``,
-    ``W (D, K)``, ``b (K,)``, ``label`` an int in ``[0, K)``.  Every array in the returned dict keeps
-    the core's ``(N, C, H, W)`` / ``(N, D)`` shapes (``N = C = 1``).
+    ``image (H, W)`` (one channel, one example), ``kernel (kh, kw)``, ``conv_b`` scalar or
+    ``(1,)``, ``V (D, M)``, ``b (M,)``, ``label`` an int in ``[0, M)``.  Every array in the
+    returned dict keeps the core's ``(N, C, H, W)`` / ``(N, D)`` shapes (``N = C = 1``); the keys
+    name the layers (``conv``, ``relu``, ``pool``, ``flat``, ``logits``) and their gradients
+    (``dconv`` is ∂L/∂Y, ``dflat`` is ∂L/∂h, ``dlogits`` is ∂L/∂z = p − 𝟙_t, ``dV``, ``db``, ``dw``
+    is ∂L/∂K, ``dx`` is ∂L/∂X); ``onehot`` is 𝟙[m = t].
     """
     x = np.asarray(image, dtype=float)[None, None]
     w = np.asarray(kernel, dtype=float)[None, None]
     cb = np.asarray(conv_b, dtype=float).reshape(1)
-    W = np.asarray(W, dtype=float)
+    V = np.asarray(V, dtype=float)
     b = np.asarray(b, dtype=float)
     labels = np.array([int(label)])
-    v: Dict[str, object] = {"x": x, "w": w, "conv_b": cb, "W": W, "b": b, "labels": labels}
-    net = train.small_cnn_forward(x, w, W, cb, b, layers=core)
+    v: Dict[str, object] = {"x": x, "w": w, "conv_b": cb, "V": V, "b": b, "labels": labels}
+    net = train.small_cnn_forward(x, w, V, cb, b, layers=core)
     v.update(conv=net["conv"], relu=net["act"], pool=net["pool"], flat=net["flat"], logits=net["out"])
     v["p"] = core.softmax(v["logits"])
     v["loss"], v["dlogits"] = core.softmax_cross_entropy(v["logits"], labels)
-    v["y"] = np.eye(W.shape[1])[labels]
+    v["onehot"] = np.eye(V.shape[1])[labels]
     g = train.small_cnn_backward(v["dlogits"], net, layers=core)
-    v.update(dflat=g["dflat"], dW=g["ddense_w"], db=g["ddense_b"], dpool=g["dpool"], drelu=g["dact"],
+    v.update(dflat=g["dflat"], dV=g["ddense_w"], db=g["ddense_b"], dpool=g["dpool"], drelu=g["dact"],
              dconv=g["dconv"], dx=g["dx"], dw=g["dw"], dconv_b=g["dconv_b"])
     v["pool_mask"] = core.maxpool2d_mask(net["pool_cache"])
     v["relu_mask"] = net["relu_cache"].mask
     return v
 
 
-def _pool_windows(ax, size: int, k: int = 2) -> None:
-    for r in range(0, size - k + 1, k):
-        for c in range(0, size - k + 1, k):
-            outline_window(ax, r, c, k, k, color=WINDOW, linewidth=1.5, linestyle="--", inset=0.04)
+# ---------------------------------------------------------------------------------------------
+# The chapter's figures (states drawn by the explorables' view)
+# ---------------------------------------------------------------------------------------------
+
+def _pool_windows(pid: str, n_out: int, k: int = 2):
+    """The k×k pooling windows (stride k) outlined on a panel of the pooled input."""
+    return [window(pid, i * k, j * k, k, k) for i, j in np.ndindex(n_out, n_out)]
 
 
-def _row_of_matrices(fig, gs_row, specs, cell_widths):
-    axes = []
-    sub = gs_row.subgridspec(1, len(specs), width_ratios=cell_widths, wspace=0.35)
-    for i, spec in enumerate(specs):
-        ax = fig.add_subplot(sub[0, i])
-        draw_matrix(ax, spec["M"], title=spec["title"], highlight=spec.get("highlight"),
-                    diverging=spec.get("diverging", False), fmt=spec.get("fmt"),
-                    highlight_color=spec.get("color", HIGHLIGHT), fontsize=spec.get("fontsize", 9),
-                    col_labels=spec.get("col_labels"), row_labels=spec.get("row_labels"))
-        if spec.get("pool_windows"):
-            _pool_windows(ax, np.asarray(spec["M"]).shape[0])
-        axes.append(ax)
-    return axes
+def _factor(x) -> str:
+    """A number as a factor in a written-out product: negative numbers in parentheses."""
+    s = format_value(x)
+    return f"({s})" if s.startswith("-") else s
 
 
-def _rows_figure(rows: Sequence[Sequence[dict]], suptitle: Optional[str] = None, cell: float = 0.5):
-    """Several rows of annotated matrices; each panel's width follows its number of columns."""
-    widths = [[max(np.asarray(s["M"]).shape[1], 1) + 0.8 for s in row] for row in rows]
-    heights = [max(np.asarray(s["M"]).shape[0] for s in row) + 1.2 for row in rows]
-    total_w = max(sum(w) for w in widths)
-    fig = plt.figure(figsize=(cell * total_w + 0.6, cell * sum(heights) + (0.4 if suptitle else 0)))
-    gs = fig.add_gridspec(len(rows), 1, height_ratios=heights, hspace=0.35)
-    for i, (row, w) in enumerate(zip(rows, widths)):
-        pad = total_w - sum(w)  # keep cells the same size on every row: pad short rows on the right
-        specs = list(row) + ([{"M": np.zeros((1, 1)), "title": "", "blank": True}] if pad > 0.5 else [])
-        ws = list(w) + ([pad] if pad > 0.5 else [])
-        axes = _row_of_matrices(fig, gs[i, 0], specs, ws)
-        for ax, s in zip(axes, specs):
-            if s.get("blank"):
-                ax.remove()
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=12)
-    return fig
+def _classes(M: int) -> list:
+    return [str(m) for m in range(M)]
 
 
-def forward_figure(v: Dict[str, object], cell: float = 0.58):
-    """The forward pass, stage by stage: image, conv, ReLU (pool windows dashed, winners red),
-    pooled map, flattened vector, logits and probabilities."""
-    K = v["W"].shape[1]
-    classes = [str(k) for k in range(K)]
-    rows = [
-        [{"M": v["x"][0, 0], "title": "image x (5×5)"},
-         {"M": v["conv"][0, 0], "title": "conv z = x⋆w + b (4×4)", "diverging": True},
-         {"M": v["relu"][0, 0], "title": "ReLU a (4×4)", "highlight": v["pool_mask"][0, 0] > 0,
-          "pool_windows": True}],
-        [{"M": v["pool"][0, 0], "title": "max pool m (2×2)"},
-         {"M": v["flat"], "title": "flatten f (1×4)", "col_labels": list("abcd")},
-         {"M": v["logits"], "title": "logits s (1×3)", "diverging": True, "col_labels": classes},
-         {"M": v["p"], "title": "softmax p (1×3)", "col_labels": classes,
-          "highlight": v["y"] > 0, "color": ACCENT}],
+def forward_state(values: Dict[str, object]) -> dict:
+    """The forward pass, stage by stage, for the chapter's numbers ``values`` (as
+    :func:`chapter_values`): X, Y = X ⋆ K + b<sup>conv</sup>, A = max(Y, 0) with the pooling windows
+    and their maxima, Q, h = flatten(Q), the logits z and p = softmax(z) (the label marked)."""
+    v = tiny_network(**values)
+    t = int(v["labels"][0])
+    M = v["V"].shape[1]
+    D = v["flat"].shape[1]
+    q = v["pool"][0, 0]
+    n_out = q.shape[0]
+    label = [["sel" if m == t else "" for m in range(M)]]
+    H, W = v["x"].shape[-2:]
+    Ho, Wo = v["conv"].shape[-2:]
+    panels = [
+        panel("X", f"image X ({H}×{W})", v["x"][0, 0]),
+        panel("Y", f"Y = X ⋆ K + b<sup>conv</sup> ({Ho}×{Wo})", v["conv"][0, 0], scale="div", op="→"),
+        panel("A", "A = max(Y, 0)", v["relu"][0, 0], op="→",
+              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("A", n_out)),
+        panel("Q", f"Q = maxpool(A) ({n_out}×{n_out})", q, op="→", new_row=True),
+        panel("h", f"h = flatten(Q) (1×{D})", v["flat"], op="→", col_labels=[f"h{d}".translate(SUB)
+                                                                           for d in range(D)]),
+        panel("z", f"z = hV + b (1×{M})", v["logits"], scale="div", op="→", col_labels=_classes(M)),
+        panel("p", f"p = softmax(z) (1×{M})", v["p"], op="→", col_labels=_classes(M), classes=label),
     ]
-    fig = _rows_figure(rows, cell=cell,
-                       suptitle=f"forward pass (label {int(v['labels'][0])} outlined in orange); "
-                                f"loss = −log p[{int(v['labels'][0])}] = {float(v['loss']):.4f}")
-    return fig
+    caption = (f"The label is t = {t} (marked); the loss is L = −log p<sub>{t}</sub> = {float(v['loss']):.4f}. "
+               "Each 2×2 window of A gives its maximum to the cell of Q in the same place.")
+    return {"panels": panels, "caption": caption,
+            "legend": {"win": "maximum of its window", "sel": f"the label t = {t}", "window": "a pooling window"}}
 
 
-def backward_figure(v: Dict[str, object], cell: float = 0.72):
-    """The gradient flowing backwards: dL/ds = p − y, dL/dW (dense), dL/df, dL/dm, dL/da (routed to
-    the pool winners, outlined), dL/dz (ReLU mask), dL/dw (kernel) and dL/dx (image)."""
-    K = v["W"].shape[1]
-    classes = [str(k) for k in range(K)]
-    rows = [
-        [{"M": v["dlogits"], "title": "① dL/ds = p − y", "diverging": True, "col_labels": classes},
-         {"M": v["dW"], "title": "② dL/dW = fᵀ(p − y)", "diverging": True, "col_labels": classes,
-          "row_labels": list("abcd")},
-         {"M": v["dflat"], "title": "③ dL/df = (p − y)Wᵀ", "diverging": True, "col_labels": list("abcd")}],
-        [{"M": v["dpool"][0, 0], "title": "④ dL/dm (reshape)", "diverging": True},
-         {"M": v["drelu"][0, 0], "title": "⑤ dL/da (to the maxima)", "diverging": True,
-          "highlight": v["pool_mask"][0, 0] > 0, "pool_windows": True},
-         {"M": v["dconv"][0, 0], "title": "⑥ dL/dz = dL/da ⊙ [z>0]", "diverging": True,
-          "highlight": v["relu_mask"][0, 0], "color": ACCENT}],
-        [{"M": v["dw"][0, 0], "title": "⑦ dL/dw (kernel)", "diverging": True},
-         {"M": v["dx"][0, 0], "title": "⑧ dL/dx (image)", "diverging": True}],
+def backward_state(values: Dict[str, object]) -> dict:
+    """The gradient flowing backwards for the chapter's numbers ``values``: ∂L/∂z = p − 𝟙<sub>t</sub>,
+    ∂L/∂V, ∂L/∂h, ∂L/∂Q (a reshape), ∂L/∂A (routed to the window maxima), ∂L/∂Y (the ReLU mask),
+    ∂L/∂K and ∂L/∂X; ∂L/∂b<sup>conv</sup> in the caption."""
+    v = tiny_network(**values)
+    t = int(v["labels"][0])
+    M = v["V"].shape[1]
+    D = v["flat"].shape[1]
+    dq = v["dpool"][0, 0]
+    n_out = dq.shape[0]
+    hs = [f"h{d}".translate(SUB) for d in range(D)]
+    zs = [f"z{m}".translate(SUB) for m in range(M)]
+    dead = np.where(v["relu_mask"][0, 0], "", "dead")
+    panels = [
+        panel("dz", "∂L/∂z = p − 𝟙<sub>t</sub>", v["dlogits"], scale="div", col_labels=_classes(M),
+              classes=[["sel" if m == t else "" for m in range(M)]]),
+        panel("dV", "∂L/∂V = h<sup>⊤</sup> ∂L/∂z", v["dV"], scale="div", row_labels=hs, col_labels=zs),
+        panel("dh", "∂L/∂h = ∂L/∂z V<sup>⊤</sup>", v["dflat"], scale="div", col_labels=hs),
+        panel("dQ", "∂L/∂Q (reshaped)", dq, scale="div", op="→", new_row=True),
+        panel("dA", "∂L/∂A (to the maxima)", v["drelu"][0, 0], scale="div", op="→",
+              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("dA", n_out)),
+        panel("dY", "∂L/∂Y = ∂L/∂A ⊙ 𝟙[Y > 0]", v["dconv"][0, 0], scale="div", op="→", classes=dead),
+        panel("dK", "∂L/∂K", v["dw"][0, 0], scale="div", new_row=True),
+        panel("dX", "∂L/∂X", v["dx"][0, 0], scale="div"),
     ]
-    return _rows_figure(rows, cell=cell, suptitle="backward pass: from the loss to the kernel and the image "
-                        f"(dL/db_conv = {float(v['dconv_b'][0]):.4g})")
+    caption = (f"From the loss back to the kernel and the image; ∂L/∂b<sup>conv</sup> = "
+               f"{format_value(float(v['dconv_b'][0]), digits=4)} (the sum of ∂L/∂Y).")
+    return {"panels": panels, "caption": caption,
+            "legend": {"win": "maximum of its window", "sel": f"the label t = {t}",
+                       "dead": "Y ≤ 0: the ReLU passes nothing", "window": "a pooling window"}}
 
 
-def flatten_figure(pool: np.ndarray, dflat: np.ndarray, cell: float = 0.6):
-    """The flatten correspondence a, b, c, d <-> the 2x2 map, forward (values) and backward
-    (gradients), each cell labelled with its letter."""
-    pool = np.asarray(pool, dtype=float).reshape(2, 2)
-    dflat = np.asarray(dflat, dtype=float).reshape(1, 4)
-    letters = np.array(list("abcd")).reshape(2, 2)
-    fig, axes = plt.subplots(1, 4, figsize=(cell * 14, cell * 4),
-                             gridspec_kw={"width_ratios": [2.4, 4, 4, 2.4]})
-    specs = [(pool, "m (2×2)", False), (pool.reshape(1, 4), "f = flatten(m) (1×4)", False),
-             (dflat, "dL/df (1×4)", True), (dflat.reshape(2, 2), "dL/dm (2×2)", True)]
-    for ax, (M, title, div) in zip(axes, specs):
-        draw_matrix(ax, M, title=title, diverging=div, fontsize=11)
-        labels = letters if M.shape == (2, 2) else letters.reshape(1, 4)
-        for r in range(M.shape[0]):
-            for c in range(M.shape[1]):
-                ax.text(c - 0.42, r - 0.3, labels[r, c], fontsize=9, color=ACCENT, fontweight="bold",
-                        ha="left", va="center")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].annotate("", xy=(1.25, 0.5), xytext=(1.02, 0.5), xycoords="axes fraction",
-                     arrowprops={"arrowstyle": "->", "color": "0.3"})
-    axes[2].annotate("", xy=(1.2, 0.5), xytext=(1.02, 0.5), xycoords="axes fraction",
-                     arrowprops={"arrowstyle": "->", "color": "0.3"})
-    fig.tight_layout()
-    return fig
+def flatten_state(q, dh) -> dict:
+    """Flatten forwards and backwards: the pooled map ``q`` (2×2) laid out as the row
+    h = (h<sub>0</sub>, …, h<sub>3</sub>) in row-major order, and the gradient ``dh`` (1×4) put back
+    into a 2×2 map ∂L/∂Q in the same order.  Each entry is linked to its place in the other
+    three panels (a figure follows one of them)."""
+    q = np.asarray(q, dtype=float).reshape(2, 2)
+    dh = np.asarray(dh, dtype=float).reshape(1, 4)
+    fmt = format_value
+    hs = [f"h{d}".translate(SUB) for d in range(4)]
+    idx = ["0", "1"]
+    panels = [
+        panel("Q", "Q (2×2)", q, row_labels=idx, col_labels=idx),
+        panel("h", "h = flatten(Q) (1×4)", q.reshape(1, 4), op="→", col_labels=hs),
+        panel("dh", "∂L/∂h (1×4)", dh, scale="div", col_labels=hs, new_row=True),
+        panel("dQ", "∂L/∂Q (2×2)", dh.reshape(2, 2), scale="div", op="→", row_labels=idx, col_labels=idx),
+    ]
+    links = {}
+    for d, (i, j) in enumerate(np.ndindex(2, 2)):
+        text = (f"h<sub>{d}</sub> = Q<sub>{i}{j}</sub> = {fmt(q[i, j])}: flatten reads Q row by row "
+                f"(d = 2i + j). Backwards, ∂L/∂h<sub>{d}</sub> = {fmt(dh[0, d])} goes back to the same place: "
+                f"∂L/∂Q<sub>{i}{j}</sub> = ∂L/∂h<sub>{d}</sub>.")
+        lk = link([cell_id("Q", i, j), cell_id("h", 0, d), cell_id("dh", 0, d), cell_id("dQ", i, j)], [], text)
+        for cid in (cell_id("Q", i, j), cell_id("h", 0, d), cell_id("dh", 0, d), cell_id("dQ", i, j)):
+            links[cid] = lk
+    caption = ("Flatten only moves values: forwards, Q is read row by row into h; backwards, "
+               "∂L/∂h goes back to the same places.")
+    return {"panels": panels, "links": links, "caption": caption}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,91 +206,96 @@ BIAS_STEPS = (-2, -1, 0, 1, 2)
 
 def softmax_state(values: Dict[str, object]) -> dict:
     """Everything the softmax explorable draws for the chapter's network with the numbers
-    ``values`` (as :func:`chapter_values`: image, kernel, conv_b, W, b, label): logits, p, y,
-    p − y, W, f, dL/dW, dL/df and dL/dm, all from :func:`tiny_network` (the core), and what each
-    cell is linked to (hover a logit, a weight or an entry of dL/df)."""
+    ``values`` (as :func:`chapter_values`: image, kernel, conv_b, V, b, label): the logits z, p,
+    the one-hot 𝟙[m = t], ∂L/∂z = p − 𝟙<sub>t</sub>, V, h, ∂L/∂V, ∂L/∂h and ∂L/∂Q, all from
+    :func:`tiny_network` (the core), and what each cell is linked to (hover a logit, a weight or
+    an entry of ∂L/∂h)."""
     v = tiny_network(**values)
     fmt = format_value
-    W = v["W"]
-    D, K = W.shape
-    y = int(v["labels"][0])
-    s, p, onehot, d = v["logits"][0], v["p"][0], v["y"][0], v["dlogits"][0]
-    f, df, dW = v["flat"][0], v["dflat"][0], v["dW"]
-    dm = v["dpool"][0, 0]
-    Hm, Wm = dm.shape
-    names = "abcdefghijklmnopqrstuvwxyz"[:D] if D <= 26 else [str(i) for i in range(D)]
-    classes = [str(k) for k in range(K)]
-    lim = float(np.max(np.abs(np.concatenate([df, dW.ravel()])))) or 1.0
-    label_cls = [["win" if k == y else "" for k in range(K)]]
+    V = v["V"]
+    D, M = V.shape
+    t = int(v["labels"][0])
+    z, p, onehot, d = v["logits"][0], v["p"][0], v["onehot"][0], v["dlogits"][0]
+    h, dh, dV = v["flat"][0], v["dflat"][0], v["dV"]
+    dq = v["dpool"][0, 0]
+    Hq, Wq = dq.shape
+    hs = [f"h{i}".translate(SUB) for i in range(D)]
+    zs = [f"z{m}".translate(SUB) for m in range(M)]
+    classes = _classes(M)
+    lim = float(np.max(np.abs(np.concatenate([dh, dV.ravel()])))) or 1.0
+    label_cls = [["win" if m == t else "" for m in range(M)]]
     panels = [
-        panel("s", "logits s = fW + b", [s], scale="div", col_labels=classes),
-        panel("p", "p = softmax(s)", [p], col_labels=classes, classes=label_cls),
-        panel("y", f"one-hot y (label {y})", [onehot], col_labels=classes, classes=label_cls),
-        panel("d", "dL/ds = p − y", [d], scale="div", col_labels=classes, classes=label_cls),
-        panel("W", f"W ({D}×{K})", W, scale="div", row_labels=list(names), col_labels=classes),
-        panel("f", f"f = flatten(m) (1×{D})", [f], col_labels=list(names)),
-        panel("dW", "dL/dW = fᵀ(p − y)", dW, scale="div", limit=lim, row_labels=list(names), col_labels=classes),
-        panel("df", "dL/df = (p − y)Wᵀ", [df], scale="div", limit=lim, col_labels=list(names)),
-        panel("dm", f"dL/dm ({Hm}×{Wm}, reshaped)", dm, scale="div", limit=lim,
-              text=[[f"{names[r * Wm + c]}: {fmt(dm[r, c])}" for c in range(Wm)] for r in range(Hm)]),
+        panel("z", "logits z = hV + b", [z], scale="div", col_labels=classes),
+        panel("p", "p = softmax(z)", [p], col_labels=classes, classes=label_cls),
+        panel("t", f"𝟙[m = t], t = {t}", [onehot], col_labels=classes, classes=label_cls),
+        panel("dz", "∂L/∂z = p − 𝟙<sub>t</sub>", [d], scale="div", col_labels=classes, classes=label_cls),
+        panel("V", f"V ({D}×{M})", V, scale="div", row_labels=hs, col_labels=zs, new_row=True),
+        panel("dV", "∂L/∂V = h<sup>⊤</sup> ∂L/∂z", dV, scale="div", limit=lim, row_labels=hs, col_labels=zs),
+        panel("h", f"h = flatten(Q) (1×{D})", [h], col_labels=hs, new_row=True),
+        panel("dh", "∂L/∂h = ∂L/∂z V<sup>⊤</sup>", [dh], scale="div", limit=lim, col_labels=hs),
+        panel("dQ", f"∂L/∂Q ({Hq}×{Wq}, reshaped)", dq, scale="div", limit=lim, op="→"),
     ]
     links = {}
-    for k in range(K):
-        cells = [cell_id(q, 0, k) for q in ("s", "p", "y", "d")]
-        cells += [cell_id(q, i, k) for q in ("W", "dW") for i in range(D)]
-        cells += [cell_id("df", 0, i) for i in range(D)] + [cell_id("dm", r, c) for r in range(Hm) for c in range(Wm)]
-        parts = ", ".join(f"{fmt(d[k] * W[i, k])}" for i in range(D))
-        role = "the label: p − y is negative here" if k == y else "not the label: p − y = p here"
-        text = (f"Class {k} ({role}): s{k} = {fmt(s[k])}, p{k} = {fmt(p[k])}, y{k} = {fmt(onehot[k])}, "
-                f"dL/ds{k} = {fmt(p[k])} − {fmt(onehot[k])} = <b>{fmt(d[k])}</b>. Through column {k} of W it adds "
-                f"dL/ds{k}·W[:,{k}] = ({parts}) to dL/df.")
+    for m in range(M):
+        cells = [cell_id(q, 0, m) for q in ("z", "p", "t", "dz")]
+        cells += [cell_id(q, i, m) for q in ("V", "dV") for i in range(D)]
+        cells += [cell_id("dh", 0, i) for i in range(D)] + [cell_id("dQ", r, c) for r in range(Hq) for c in range(Wq)]
+        parts = ", ".join(f"{fmt(d[m] * V[i, m])}" for i in range(D))
+        role = ("the label: p − 𝟙<sub>t</sub> is negative here" if m == t
+                else "not the label: p − 𝟙<sub>t</sub> = p here")
+        text = (f"Class {m} ({role}): z<sub>{m}</sub> = {fmt(z[m])}, p<sub>{m}</sub> = {fmt(p[m])}, "
+                f"𝟙[{m} = t] = {fmt(onehot[m])}, ∂L/∂z<sub>{m}</sub> = {fmt(p[m])} − {fmt(onehot[m])} = "
+                f"<b>{fmt(d[m])}</b>. Through column {m} of V it adds ∂L/∂z<sub>{m}</sub>·V<sub>:,{m}</sub> = "
+                f"({parts}) to ∂L/∂h.")
         lk = link(cells, [], text)
-        for q in ("s", "p", "y", "d"):
-            links[cell_id(q, 0, k)] = lk
+        for q in ("z", "p", "t", "dz"):
+            links[cell_id(q, 0, m)] = lk
     for i in range(D):
-        r, c = divmod(i, Wm)
-        cells = [cell_id("df", 0, i), cell_id("f", 0, i), cell_id("dm", r, c)]
-        cells += [cell_id("W", i, k) for k in range(K)] + [cell_id("d", 0, k) for k in range(K)]
-        terms = " + ".join(f"{fmt(W[i, k])}·{fmt(d[k])}" for k in range(K))
-        text = (f"dL/df_{names[i]} = Σ_k W[{names[i]},k]·dL/ds_k = {terms} = <b>{fmt(df[i])}</b>; "
-                f"un-flattened, it is dL/dm[{r},{c}] (flatten only moved the value).")
+        r, c = divmod(i, Wq)
+        cells = [cell_id("dh", 0, i), cell_id("h", 0, i), cell_id("dQ", r, c)]
+        cells += [cell_id("V", i, m) for m in range(M)] + [cell_id("dz", 0, m) for m in range(M)]
+        terms = " + ".join(f"{_factor(V[i, m])}·{_factor(d[m])}" for m in range(M))
+        text = (f"∂L/∂h<sub>{i}</sub> = Σ<sub>m</sub> V<sub>{i}m</sub>·∂L/∂z<sub>m</sub> = {terms} = "
+                f"<b>{fmt(dh[i])}</b>; un-flattened, it is ∂L/∂Q<sub>{r}{c}</sub> (flatten only moved the value).")
         lk = link(cells, [], text)
-        links[cell_id("df", 0, i)] = links[cell_id("dm", r, c)] = links[cell_id("f", 0, i)] = lk
-        for k in range(K):
-            cells = [cell_id("W", i, k), cell_id("dW", i, k), cell_id("f", 0, i), cell_id("d", 0, k),
-                     cell_id("s", 0, k), cell_id("df", 0, i)]
-            text = (f"W[{names[i]},{k}] = {fmt(W[i, k])} multiplies f_{names[i]} = {fmt(f[i])} into s{k}: "
-                    f"dL/dW[{names[i]},{k}] = f_{names[i]}·dL/ds{k} = {fmt(f[i])}·{fmt(d[k])} = <b>{fmt(dW[i, k])}</b>, "
-                    f"and it carries dL/ds{k} back to dL/df_{names[i]}.")
-            links[cell_id("W", i, k)] = links[cell_id("dW", i, k)] = link(cells, [], text)
+        links[cell_id("dh", 0, i)] = links[cell_id("dQ", r, c)] = links[cell_id("h", 0, i)] = lk
+        for m in range(M):
+            cells = [cell_id("V", i, m), cell_id("dV", i, m), cell_id("h", 0, i), cell_id("dz", 0, m),
+                     cell_id("z", 0, m), cell_id("dh", 0, i)]
+            text = (f"V<sub>{i}{m}</sub> = {fmt(V[i, m])} multiplies h<sub>{i}</sub> = {fmt(h[i])} into "
+                    f"z<sub>{m}</sub>: ∂L/∂V<sub>{i}{m}</sub> = h<sub>{i}</sub>·∂L/∂z<sub>{m}</sub> = "
+                    f"{_factor(h[i])}·{_factor(d[m])} = <b>{fmt(dV[i, m])}</b>, and it carries ∂L/∂z<sub>{m}</sub> "
+                    f"back to ∂L/∂h<sub>{i}</sub>.")
+            links[cell_id("V", i, m)] = links[cell_id("dV", i, m)] = link(cells, [], text)
     pred = int(np.argmax(p))
-    verdict = "right" if pred == y else "wrong"
-    caption = (f"b = ({', '.join(fmt(t) for t in v['b'])}); loss = −log p{y} = {float(v['loss']):.4f}; "
-               f"the network predicts class {pred} ({verdict}). p − y sums to {fmt(round(float(d.sum()), 12) + 0.0)} "
-               "and is negative only at the label.")
-    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("d", 0, y)}
+    verdict = "right" if pred == t else "wrong"
+    caption = (f"b = ({', '.join(fmt(x) for x in v['b'])}); loss = −log p<sub>{t}</sub> = {float(v['loss']):.4f}; "
+               f"the network predicts class {pred} ({verdict}). p − 𝟙<sub>t</sub> sums to "
+               f"{fmt(round(float(d.sum()), 12) + 0.0)} and is negative only at the label.")
+    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dz", 0, t),
+            "legend": {"win": "the label t"}}
 
 
 class SoftmaxGradient(Explorable):
-    """Chapter 6: the label and the dense biases, and the gradient p − y they produce.
+    """Chapter 6: the label t and the dense biases, and the gradient p − 𝟙_t they produce.
 
     Controls: the label (a select over the classes) and one slider per dense bias (each moves
     one logit; the options are the chapter's bias plus :data:`BIAS_STEPS`).  Hover a logit, a
-    weight or an entry of dL/df to follow it."""
+    weight or an entry of ∂L/∂h to follow it."""
 
-    TITLE = "Softmax + cross-entropy: p − y, and the gradient reaching the flattened layer"
+    TITLE = "Softmax + cross-entropy: p − 𝟙[m = t], and the gradient reaching the flattened layer"
 
     def make_controls(self):
         base = chapter_values()
-        K = base["W"].shape[1]
-        ctl = [control("label", "label y", list(range(K)), default=int(base["label"]), kind="select",
-                       labels=[f"class {k}" for k in range(K)])]
-        for k in range(K):
-            ctl.append(control(f"b{k}", f"bias b{k}", list(BIAS_STEPS), default=0,
-                               labels=[format_value(base["b"][k] + t) for t in BIAS_STEPS]))
+        M = base["V"].shape[1]
+        ctl = [control("label", "label t", list(range(M)), default=int(base["label"]), kind="select",
+                       labels=[f"class {m}" for m in range(M)])]
+        for m in range(M):
+            ctl.append(control(f"b{m}", f"bias b{m}".translate(SUB), list(BIAS_STEPS), default=0,
+                               labels=[format_value(base["b"][m] + s) for s in BIAS_STEPS]))
         return ctl
 
     def state(self, label, **steps):
         base = chapter_values()
-        b = base["b"] + np.array([steps[f"b{k}"] for k in range(base["W"].shape[1])], dtype=float)
+        b = base["b"] + np.array([steps[f"b{m}"] for m in range(base["V"].shape[1])], dtype=float)
         return softmax_state({**base, "b": b, "label": label})

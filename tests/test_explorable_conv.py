@@ -1,4 +1,4 @@
-"""Tests of chapter 07's explorable (cnnviz.conv.ConvInputCell, input_cell_state) and figure helpers.
+"""Tests of chapter 07's explorable (cnnviz.conv.ConvInputCell, input_cell_state) and figures.
 
 The expected values are computed here independently of the code under test: the windows that read
 an input cell and the weight each one uses by brute force (a loop over every output and every kernel
@@ -9,25 +9,20 @@ import itertools
 import json
 import re
 
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import mlp_cnn_core as core  # noqa: E402
-from cnnviz.conv import (ConvInputCell, conv_matrix, full_correlation_figure, influence,  # noqa: E402
+import mlp_cnn_core as core
+from cnnviz.conv import (ConvInputCell, conv_matrix, conv_matrix_state, full_correlation_state, influence,
                          input_cell_state, prepared_gradient, upstream_values)
-from cnnviz.statefig import state_figure  # noqa: E402
-from cnnviz.draw import format_value  # noqa: E402
-from cnnviz.explorable import rebuild  # noqa: E402
+from cnnviz.draw import format_value
+from cnnviz.explorable import call, figure, rebuild
 
 fmt = format_value
 
 
 def brute_force(n, k, s, p, u, v):
-    """{(i, j): (r, c)} for every output (i, j) that reads input (u, v) through weight w[r, c]."""
+    """{(i, j): (α, β)} for every output (i, j) that reads input (u, v) through weight K[α, β]."""
     Ho = (n + 2 * p - k) // s + 1
     found = {}
     for i in range(Ho):
@@ -75,21 +70,25 @@ def check_state(state, n, k, s, p):
             assert pid in P and 0 <= int(r) < P[pid]["rows"] and 0 <= int(c) < P[pid]["cols"], cid
         for pid, r, c, h, w, _ in lk["windows"]:
             assert pid in P and r >= 0 and c >= 0 and r + h <= P[pid]["rows"] and c + w <= P[pid]["cols"]
+    def link_of(cid):
+        lk = state["links"][cid]
+        return state["links"][lk] if isinstance(lk, str) else lk
+
     for u, v in itertools.product(range(n), range(n)):
         pairs = brute_force(n, k, s, p, u, v)
         # the padded input shows how many windows read each cell; padding cells are marked
         assert P["x"]["text"][u + p][v + p] == str(len(pairs))
-        lk = state["links"][f"dx:{u}:{v}"]
-        assert state["links"][f"x:{u + p}:{v + p}"] == lk
+        lk = link_of(f"dx:{u}:{v}")
+        assert link_of(f"x:{u + p}:{v + p}") == lk
         text = lk["text"]
-        assert f"dL/dX[{u},{v}]" in text
+        assert f"∂L/∂X<sub>{u}{v}</sub>" in text
         if not pairs:
             assert "no window" in text and dx[u, v] == 0 and lk["windows"] == []
             continue
-        assert f"read by {len(pairs)} window(s)" in text
+        assert f"read by {len(pairs)} window{'s' if len(pairs) > 1 else ''}:" in text
         assert text.endswith(f"= <b>{fmt(dx[u, v])}</b>.")
         # the terms, in the order of the windows, and their sum is the core's dX
-        names = re.findall(r"dY\[(\d+),(\d+)\]·W\[(\d+),(\d+)\]", text)
+        names = re.findall(r"∂L/∂Y<sub>(\d)(\d)</sub>·K<sub>(\d)(\d)</sub>", text)
         assert {(int(a), int(b)): (int(c), int(d)) for a, b, c, d in names} == pairs
         assert sum(dy[i, j] * kernel(k)[r, c] for (i, j), (r, c) in pairs.items()) == pytest.approx(dx[u, v], abs=1e-12)
         assert sorted(map(tuple, lk["windows"])) == sorted(
@@ -101,8 +100,36 @@ def check_state(state, n, k, s, p):
     for pad in [(a, b) for a in range(n + 2 * p) for b in range(n + 2 * p)
                 if not (p <= a < p + n and p <= b < p + n)]:
         assert "pad" in P["x"]["classes"][pad[0]][pad[1]] and P["x"]["text"][pad[0]][pad[1]] == ""
+        assert "cropped away" in link_of(f"x:{pad[0]}:{pad[1]}")["text"]
+    # an upstream cell, on ∂L/∂Y or at its place in pad(∂L/∂Y): its window and the dX cells it reaches
+    g_rows = P["g"]["rows"]
+    assert g_rows == n + 2 * p + k - 1
+    placed = {}
     for i, j in itertools.product(range(Ho), range(Ho)):
-        assert state["links"][f"dy:{i}:{j}"]["windows"] == [["x", i * s, j * s, k, k, ""]]
+        lk = link_of(f"dy:{i}:{j}")
+        assert lk["windows"] == [["x", i * s, j * s, k, k, ""]]
+        reached = {(u, v) for u, v in itertools.product(range(n), range(n)) if (i, j) in brute_force(n, k, s, p, u, v)}
+        assert {c for c in lk["cells"] if c.startswith("dx:")} == {f"dx:{u}:{v}" for u, v in reached}
+        a, b = k - 1 + i * s, k - 1 + j * s                   # dilated by s, padded by k - 1
+        placed[(a, b)] = dy[i, j]
+        assert link_of(f"g:{a}:{b}") == lk and f"g:{a}:{b}" in lk["cells"]
+        assert P["g"]["text"][a][b] == fmt(dy[i, j])
+    # every other cell of pad(∂L/∂Y) is a zero, and says whether of the dilation or of the padding
+    for a, b in itertools.product(range(g_rows), range(g_rows)):
+        if (a, b) in placed:
+            continue
+        text = link_of(f"g:{a}:{b}")["text"]
+        between = (k - 1 <= a <= k - 1 + (Ho - 1) * s) and (k - 1 <= b <= k - 1 + (Ho - 1) * s)
+        assert text.startswith("A zero put in by the dilation" if between else "A zero of the padding"), (a, b)
+        assert P["g"]["text"][a][b] == ("0" if between else "")
+    # a weight (on K or rot180(K)): the cells of ∂L/∂X it carries a gradient to
+    for a, b in itertools.product(range(k), range(k)):
+        lk = link_of(f"w:{a}:{b}")
+        assert link_of(f"wr:{k - 1 - a}:{k - 1 - b}") == lk
+        reached = {(u, v) for u, v in itertools.product(range(n), range(n))
+                   if (a, b) in brute_force(n, k, s, p, u, v).values()}
+        assert {c for c in lk["cells"] if c.startswith("dx:")} == {f"dx:{u}:{v}" for u, v in reached}
+        assert f"to {len(reached)} cell" in lk["text"] and f"used by all {Ho * Ho} windows" in lk["text"]
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +154,10 @@ def test_default_state_reads_the_kernel_backwards(explorable):
     state = explorable.current()
     assert state["focus"] == "dx:2:2"
     text = state["links"]["dx:2:2"]["text"]
-    # hand-worked: window (i, j) meets the centre cell through W[2 - i, 2 - j]
-    order = re.findall(r"W\[(\d),(\d)\]", text)
+    # hand-worked: window (i, j) meets the centre cell through K[2 - i, 2 - j]
+    order = re.findall(r"K<sub>(\d)(\d)</sub>", text)
     assert [(int(r), int(c)) for r, c in order] == [(2 - i, 2 - j) for i in range(3) for j in range(3)]
-    assert "W[2,2] first" in state["caption"]
+    assert "K<sub>22</sub> first" in state["caption"]
 
 
 def test_strided_padded_hand_example():
@@ -139,9 +166,10 @@ def test_strided_padded_hand_example():
     # padded col 3 by output col 1 (kernel col 1) only
     assert brute_force(6, 3, 2, 1, 3, 2) == {(1, 1): (2, 1), (2, 1): (0, 1)}
     text = state["links"]["dx:3:2"]["text"]
-    assert "dY[1,1]·W[2,1] + dY[2,1]·W[0,1]" in text
+    assert "∂L/∂Y<sub>11</sub>·K<sub>21</sub> + ∂L/∂Y<sub>21</sub>·K<sub>01</sub>" in text
     dy = upstream_values((3, 3), "random")
     assert text.endswith(f"= <b>{fmt(dy[1, 1] * 8 + dy[2, 1] * 2)}</b>.")
+    assert "(-2)·8 + 2·2" in text and dy[1, 1] == -2 and dy[2, 1] == 2   # negative factors in parentheses
 
 
 def test_unreached_cell_gets_zero():
@@ -179,26 +207,30 @@ def test_controls_repr_payload_and_rebuild(explorable):
     assert json.dumps(again.states, sort_keys=True) == json.dumps(explorable.states, sort_keys=True)
 
 
-def test_state_figure_draws_the_followed_cell():
-    state = input_cell_state(6, 3, 2, 1)
-    fig = state_figure(state, follow="dx:3:2", panels=["x", "w", "dy", "dx"])
-    assert len(fig.axes) == 4
-    assert fig.get_figwidth() * fig.dpi <= 960
-    x_ax = fig.axes[0]
-    dashed = [q for q in x_ax.patches if q.get_linestyle() == "--"]
-    assert len(dashed) == 2                      # the two windows that read x[3, 2]
-    fig.canvas.draw()
-    plt.close(fig)
+def test_figure_of_the_followed_cell():
+    fig = figure(call(input_cell_state, 6, 3, 2, 1), follow="dx:3:2", panels=["x", "w", "dy", "dx"])
+    st = fig.current()
+    assert [q["id"] for q in st["panels"]] == ["x", "w", "dy", "dx"]
+    assert list(st["links"]) == ["dx:3:2"] and st["focus"] == "dx:3:2"
+    lk = st["links"]["dx:3:2"]
+    assert sorted(w[:3] for w in lk["windows"] if w[0] == "x") == [["x", 2, 2], ["x", 4, 2]]   # two windows
+    again = rebuild("StateFigure", fig.config)
+    assert again.current() == st
     with pytest.raises(ValueError, match="no cell"):
-        state_figure(state, follow="dx:9:9")
+        figure(call(input_cell_state, 6, 3, 2, 1), follow="dx:9:9")
     with pytest.raises(ValueError, match="nothing to draw"):
-        state_figure(input_cell_state(3, 4, 1, 0), follow="dx:0:0")
-    fig = state_figure(input_cell_state(3, 4, 1, 0))   # no output: the figure says why
-    assert "larger" in fig.axes[0].texts[0].get_text()
-    plt.close(fig)
+        figure(call(input_cell_state, 3, 4, 1, 0), follow="dx:0:0")
+    assert "larger" in figure(call(input_cell_state, 3, 4, 1, 0)).current()["message"]
 
 
-def test_prepared_gradient_and_full_correlation_figure():
+def full_correlation_by_hand(g, kern):
+    """A plain stride-1 valid correlation of g with the kernel flipped on both axes."""
+    k = kern.shape[0]
+    m = g.shape[0] - k + 1
+    return np.array([[np.sum(g[a:a + k, b:b + k] * kern[::-1, ::-1]) for b in range(m)] for a in range(m)])
+
+
+def test_prepared_gradient_and_full_correlation_state():
     rng = np.random.default_rng(3)
     for n, k, s, p in [(6, 3, 2, 1), (6, 3, 2, 0), (5, 2, 1, 0), (7, 3, 3, 2)]:
         Ho = (n + 2 * p - k) // s + 1
@@ -209,19 +241,40 @@ def test_prepared_gradient_and_full_correlation_figure():
         assert np.all(g[kind != 0] == 0)
         kern = rng.standard_normal((k, k))
         # a plain stride-1 correlation of g with the flipped kernel, cropped, is dX
-        full = np.array([[np.sum(g[a:a + k, b:b + k] * kern[::-1, ::-1]) for b in range(n + 2 * p)]
-                         for a in range(n + 2 * p)])
+        full = full_correlation_by_hand(g, kern)
         _, cache = core.conv2d_forward(np.zeros((1, 1, n, n)), kern[None, None], None, s, p)
         np.testing.assert_allclose(full[p:p + n, p:p + n], core.conv2d_backward(dy[None, None], cache)[0][0, 0],
                                    atol=1e-12)
-        fig = full_correlation_figure(dy, kern, n, s, p, cells=[(0, 0), (n - 1, n - 1)])
-        assert len(fig.axes) == 3
-        assert fig.get_figwidth() * fig.dpi <= 960
+        cells = [(0, 0), (n - 1, n - 1)]
+        st = full_correlation_state(dy, kern, n, s, p, cells=cells)
+        P = panels_of(st)
+        assert list(P) == ["g", "wr", "dx"]
+        assert P["dx"]["text"] == [[fmt(t) for t in row] for row in full[p:p + n, p:p + n]]
+        assert P["wr"]["text"] == [[fmt(t) for t in row] for row in kern[::-1, ::-1]]
+        assert P["g"]["rows"] == n + 2 * p + k - 1
+        assert P["g"]["windows"] == [["g", u + p, v + p, k, k, f"c{m + 1}"] for m, (u, v) in enumerate(cells)]
+        assert P["dx"]["windows"] == [["dx", u, v, 1, 1, f"c{m + 1}"] for m, (u, v) in enumerate(cells)]
         extra = (n + 2 * p - k) % s
-        title = fig.axes[0].get_title()
-        assert f"padded by k−1 = {k - 1}" in title
-        assert (f"{k - 1 + extra} at the bottom/right" in title) == (extra > 0)
-        plt.close(fig)
+        assert f"the k − 1 = {k - 1} zeros around it" in st["caption"]
+        assert ("no window read" in st["caption"]) == (extra > 0)
+        assert ("cropping the padding" in st["caption"]) == (p > 0)
+        assert st["legend"]["window.c2"] == f"rot180(K) making ∂L/∂X<sub>{n - 1}{n - 1}</sub>"
+
+
+def test_conv_matrix_state_shows_the_rotation_in_a_row_of_the_transpose():
+    kern = np.array([[1.0, 2.0], [3.0, 4.0]])
+    st = conv_matrix_state(kern, 3, (1, 1))
+    P = panels_of(st)
+    # A by hand: output (i, j) reads input (i + α, j + β) through K[α, β]
+    A = np.zeros((4, 9))
+    for i, j, a, b in itertools.product(range(2), range(2), range(2), range(2)):
+        A[i * 2 + j, (i + a) * 3 + (j + b)] = kern[a, b]
+    assert P["A"]["text"] == [[fmt(t) for t in row] for row in A]
+    assert P["At"]["text"] == [[fmt(t) for t in row] for row in A.T]
+    assert P["r"]["text"] == [["4", "3"], ["2", "1"]]          # rot180(K), not K^T = [[1, 3], [2, 4]]
+    assert [r[4] for r in P["A"]["classes"]] == ["hl"] * 4 and sum(c == "hl" for r in P["A"]["classes"] for c in r) == 4
+    assert P["At"]["classes"][4] == ["hl"] * 4
+    assert P["A"]["colLabels"][4] == "X₁₁" and P["A"]["rowLabels"][0] == "Y₀₀"
 
 
 def test_conv_matrix_transpose_is_the_backward_pass():
