@@ -50,6 +50,7 @@ for the reader's gradient check to find.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -127,8 +128,13 @@ class _Exercise:
 
 
 class CheckSummary(str):
-    """The summary a checker returns.  It is printed by the checker already, so a notebook
-    cell that ends with the call does not display it a second time."""
+    """The summary a checker returns.  It is printed by the checker already (wrapped at 88
+    characters, the book's line length: :meth:`lines`), so a notebook cell that ends with the
+    call does not display it a second time."""
+
+    def lines(self) -> str:
+        """The summary as printed: lines of at most 88 characters, the next ones indented."""
+        return textwrap.fill(self, width=88, subsequent_indent="  ", break_on_hyphens=False)
 
     def _ipython_display_(self) -> None:
         pass
@@ -185,7 +191,7 @@ def _run(ex: _Exercise, fn: Any) -> Optional[CheckSummary]:
             raise AssertionError(_report(ex, case, number, name, bad)) from None
     tags = list(dict.fromkeys(case.tag for case in ex.cases))
     summary = CheckSummary(f"{ex.checker}: {len(ex.cases)} cases passed — {', '.join(tags)}")
-    print(summary)
+    print(summary.lines())
     return summary
 
 

@@ -276,7 +276,9 @@ CORRECT = [
 def test_correct_implementations_pass_with_a_summary(checker, fn, capsys):
     summary = checker(fn)
     printed = capsys.readouterr().out
-    assert printed == summary + "\n"
+    assert printed == summary.lines() + "\n"
+    assert max(map(len, printed.splitlines())) <= 88                 # the book's line length
+    assert " ".join(printed.split()) == summary                      # wrapped, nothing lost
     assert summary.startswith(f"{checker.__name__}: ")
     assert " cases passed — " in summary
 
