@@ -17,7 +17,7 @@ window, ∂L/∂X and ∂L/∂Y the gradients (``dx``, ``dout`` in code).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
@@ -25,7 +25,7 @@ import mlp_cnn_core as core
 
 from .draw import format_value
 from .explorable import SeededExplorable, cell_id, control, link, panel, window
-from .maxpool import window_class
+from .maxpool import window_class, window_legend
 
 __all__ = ["POLICIES", "tie_marks", "naive_expansion", "naive_defined", "policy_gradients",
            "tie_values", "upstream_gradient", "policies_state", "expansion_state", "overlap_state",
@@ -126,16 +126,8 @@ def _drawn_windows(Ho: int, Wo: int, k: int, s: int):
     """The windows a picture outlines, ``[(i, j, colour class)]``: all of them when they do not
     overlap, else the four of the top-left 2×2 block (more would hide the numbers)."""
     if s >= k:
-        return [(i, j, window_class(i, j)) for i in range(Ho) for j in range(Wo)]
+        return [(i, j, window_class(i, j, False)) for i in range(Ho) for j in range(Wo)]
     return [(i, j, window_class(i, j)) for i in range(min(Ho, 2)) for j in range(min(Wo, 2))]
-
-
-def _window_legend(drawn) -> Dict[str, str]:
-    """Legend wording for the drawn windows: each one named when there are at most four."""
-    if len(drawn) <= 4:
-        return {f"window.{cls}": f"window ({i}, {j}), {_sub('Y', i, j)}" for i, j, cls in drawn}
-    return {"window.c1": "windows, i and j even", "window.c2": "i even, j odd",
-            "window.c3": "i odd, j even", "window.c4": "i and j odd"}
 
 
 def _marks(first, tied, inside, H: int, W: int):
@@ -270,7 +262,7 @@ def policies_state(x, k: int, s: int, dout, numerical=None) -> dict:
         caption += (f"The naive expansion is undefined here: expand(∂L/∂Y) is {Ho * k}×{Wo * k}, "
                     f"X is {H}×{W}.")
     legend = {"win": "first maximum of a window", "tie": "one of several equal maxima",
-              "dim": "in no window", **_window_legend(drawn)}
+              "dim": "in no window", **window_legend(drawn, s < k)}
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dy", 0, 0),
             "legend": legend}
 
@@ -341,7 +333,7 @@ def expansion_state(x, dout, k: int = 2) -> dict:
                     new_row=True),
               panel("m", "M, the mask", mask, scale="none", classes=win, windows=on("m"), op="⊙"),
               panel("dx", "∂L/∂X", dx, scale="div", limit=lim, classes=win, windows=on("dx"), op="=")]
-    legend = {"win": "maximum of its window", **_window_legend(drawn)}
+    legend = {"win": "maximum of its window", **window_legend(drawn, False)}
     caption = (f"Each window's ∂L/∂Y<sub>ij</sub> is copied onto its {k}×{k} cells, and the mask keeps "
                "it on the window's maximum only.")
     return {"panels": panels, "caption": caption, "legend": legend}
@@ -374,7 +366,7 @@ def overlap_state(x, dout, k: int, s: int) -> dict:
               panel("bug", f"∂L/∂X with =: Σ = {format_value(bug.sum())}", bug, scale="div", limit=lim,
                     classes=np.where(wrong, "sel", ""))]
     legend = {"win": "maximum of a window", "hl": "maximum of several windows",
-              "sel": "a gradient lost by =", **_window_legend(drawn)}
+              "sel": "a gradient lost by =", **window_legend(drawn, s < k)}
     return {"panels": panels, "legend": legend,
             "caption": (f"{int((counts > 1).sum())} cells win several windows; with = each keeps the "
                         f"gradient of one window only, so Σ ∂L/∂X drops from {format_value(dx.sum())} "

@@ -17,7 +17,7 @@ Notation (the book's): ``X`` the input with cells ``(u, v)``, ``Y`` the output w
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .draw import format_value
 from .explorable import Explorable, action, cell_id, control, link, panel, window
 
 __all__ = ["random_input", "random_upstream", "parse_matrix", "coverage", "window_class",
-           "routing_state", "routing_figure_state", "MaxPoolRouting"]
+           "window_legend", "routing_state", "routing_figure_state", "MaxPoolRouting"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,11 +88,27 @@ def _sub(name: str, r: int, c: int) -> str:
     return f"{name}<sub>{int(r)}{int(c)}</sub>"
 
 
-def window_class(i: int, j: int) -> str:
-    """The colour class of window ``(i, j)`` in a figure: ``c1`` … ``c4`` by the parity of ``i``
-    and ``j``, so neighbouring windows (across or down) never share a colour; with a 2×2 output
-    the four windows get c1, c2, c3, c4 in row-major order."""
-    return f"c{1 + 2 * (int(i) % 2) + int(j) % 2}"
+def window_class(i: int, j: int, overlap: bool = True) -> str:
+    """The colour class of window ``(i, j)`` in a figure.  Overlapping windows get ``c1`` … ``c4``
+    by the parity of ``i`` and ``j`` (each class inset a little more than the one before, so the
+    outlines stay apart; neighbours, across or down, never share one; a 2×2 output gets c1, c2,
+    c3, c4 in row-major order).  Windows that do not overlap need no inset: they alternate ``c1``
+    and ``c2`` like the squares of a chessboard."""
+    i, j = int(i), int(j)
+    if not overlap:
+        return "c1" if (i + j) % 2 == 0 else "c2"
+    return f"c{1 + 2 * (i % 2) + j % 2}"
+
+
+def window_legend(drawn: Sequence[Tuple[int, int, str]], overlap: bool) -> Dict[str, str]:
+    """Legend wording for the windows ``[(i, j, class)]`` a figure outlines with
+    :func:`window_class`: each window named when at most four overlapping ones are drawn."""
+    if not overlap:
+        return {"window.c1": "windows with i + j even", "window.c2": "windows with i + j odd"}
+    if len(drawn) <= 4:
+        return {f"window.{cls}": f"window ({i}, {j}): {_sub('Y', i, j)}" for i, j, cls in drawn}
+    return {"window.c1": "windows, i and j even", "window.c2": "i even, j odd",
+            "window.c3": "i odd, j even", "window.c4": "i and j odd"}
 
 
 def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
@@ -188,8 +204,9 @@ def routing_figure_state(x, k: int, s: int, dout, channel_names: Optional[Sequen
 
     ``x`` is ``(H, W)`` or ``(C, H, W)`` (one row of panels per channel, named by
     ``channel_names``); ``dout`` has the pooled output's shape.  Each window ``(i, j)`` is outlined
-    on ``X`` in the colour :func:`window_class` gives it (staggered insets keep overlapping windows
-    visible), and its cell of Y and of ∂L/∂Y carry the same colour;
+    on ``X`` in the colour :func:`window_class` gives it (four colours and staggered insets when the
+    windows overlap, two alternating colours when they do not), and its cell of Y and of ∂L/∂Y
+    carry the same colour;
     winners are ``win``, tied maxima that lose ``tie``.  A one-channel state keeps the links of
     :func:`routing_state` (a figure may follow a cell); a several-channel state has none.
     """
@@ -207,7 +224,7 @@ def routing_figure_state(x, k: int, s: int, dout, channel_names: Optional[Sequen
     for ch in range(C):
         st = routing_state(x3[ch], k, s, d3[ch])
         geo = core.maxpool2d_forward(x3[ch], k, s)[1].geometry
-        boxes = [(i, j, window_class(i, j)) for i in range(Ho) for j in range(Wo)]
+        boxes = [(i, j, window_class(i, j, s < k)) for i in range(Ho) for j in range(Wo)]
         for p in st["panels"]:
             p = dict(p)
             if p["id"] == "x":
@@ -226,12 +243,7 @@ def routing_figure_state(x, k: int, s: int, dout, channel_names: Optional[Sequen
         if C == 1:
             links = st["links"]
         captions.append(st["caption"])
-    if Ho * Wo <= 4:
-        legend = {f"window.{window_class(i, j)}": f"window ({i}, {j}): {_sub('Y', i, j)}"
-                  for i in range(Ho) for j in range(Wo)}
-    else:
-        legend = {"window.c1": "windows, i and j even", "window.c2": "i even, j odd",
-                  "window.c3": "i odd, j even", "window.c4": "i and j odd"}
+    legend = window_legend(boxes, s < k)
     legend["win"] = "a window's maximum (gets its gradient)"
     legend["tie"] = "tied maximum that gets nothing"
     state = {"panels": panels, "caption": captions[0] if C == 1 else "", "legend": legend}

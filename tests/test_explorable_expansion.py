@@ -80,7 +80,10 @@ def check_state(st, x, k, s, dout, numerical=None):
     # windows: every one when they tile or leave gaps, the top-left 2×2 block when they overlap
     Ho, Wo = dout.shape
     drawn = [(i, j) for i in range(Ho) for j in range(Wo) if s >= k or (i < 2 and j < 2)]
-    colours = {(0, 0): "c1", (0, 1): "c2", (1, 0): "c3", (1, 1): "c4"}
+    if s < k:   # four colours, one per window of the 2×2 block
+        colours = {(0, 0): "c1", (0, 1): "c2", (1, 0): "c3", (1, 1): "c4"}
+    else:       # two colours, like a chessboard
+        colours = {(0, 0): "c1", (0, 1): "c2", (1, 0): "c2", (1, 1): "c1"}
     assert P["x"]["windows"] == [["x", i * s, j * s, k, k, colours[(i % 2, j % 2)]] for i, j in drawn]
     assert P["dy"]["windows"] == [["dy", i, j, 1, 1, colours[(i % 2, j % 2)]] for i, j in drawn]
     # marks: first maxima, tied maxima, cells in no window
@@ -252,7 +255,7 @@ def test_expansion_figure():
     assert P["ex"].get("newRow")
     for pid in ("x", "ex", "m", "dx"):
         assert P[pid]["windows"] == [[pid, 0, 0, 2, 2, "c1"], [pid, 0, 2, 2, 2, "c2"],
-                                     [pid, 2, 0, 2, 2, "c3"], [pid, 2, 2, 2, 2, "c4"]]
+                                     [pid, 2, 0, 2, 2, "c2"], [pid, 2, 2, 2, 2, "c1"]]
     assert all(P[pid]["classes"][u][v] == ("win" if mask[u, v] else "")
                for pid in ("x", "m", "dx") for u in range(4) for v in range(4))
 

@@ -309,10 +309,12 @@ def test_coverage_counts_windows():
 
 def test_window_colours_differ_between_neighbours():
     assert [window_class(i, j) for i in range(2) for j in range(2)] == ["c1", "c2", "c3", "c4"]
-    for i in range(5):
-        for j in range(5):
-            assert window_class(i, j) != window_class(i + 1, j)
-            assert window_class(i, j) != window_class(i, j + 1)
+    assert [window_class(i, j, False) for i in range(2) for j in range(2)] == ["c1", "c2", "c2", "c1"]
+    for overlap in (True, False):
+        for i in range(5):
+            for j in range(5):
+                assert window_class(i, j, overlap) != window_class(i + 1, j, overlap)
+                assert window_class(i, j, overlap) != window_class(i, j + 1, overlap)
 
 
 def test_routing_figure_outlines_every_window_in_its_colour():
@@ -352,7 +354,15 @@ def test_routing_figure_of_two_channels_pools_each_on_its_own():
         routing_figure_state(np.zeros((3, 4, 4)), 2, 2, np.zeros((3, 2, 2)), channel_names=["a", "b"])
 
 
-def test_routing_figure_names_many_windows_by_parity():
+def test_routing_figure_colours_windows_that_tile_like_a_chessboard():
     st = routing_figure_state(random_input(6, 3), 2, 2, np.ones((3, 3)))
-    assert panels_by_id(st)["x"]["windows"][4] == ["x", 2, 2, 2, 2, "c4"]
+    assert [w[5] for w in panels_by_id(st)["x"]["windows"]] == ["c1", "c2", "c1", "c2", "c1", "c2",
+                                                                  "c1", "c2", "c1"]
+    assert panels_by_id(st)["x"]["windows"][4] == ["x", 2, 2, 2, 2, "c1"]
+    assert st["legend"]["window.c2"] == "windows with i + j odd"
+
+
+def test_routing_figure_names_many_overlapping_windows_by_parity():
+    st = routing_figure_state(random_input(6, 3), 3, 1, np.ones((4, 4)))
+    assert panels_by_id(st)["x"]["windows"][5] == ["x", 1, 1, 3, 3, "c4"]
     assert st["legend"]["window.c1"] == "windows, i and j even"
