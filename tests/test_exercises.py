@@ -1020,7 +1020,7 @@ def test_the_module_needs_only_numpy_and_the_core():
     imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                for alias in node.names}
     imports |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imports <= {"__future__", "dataclasses", "typing", "numpy", "mlp_cnn_core"}, imports
+    assert imports <= {"__future__", "dataclasses", "textwrap", "typing", "numpy", "mlp_cnn_core"}, imports
 
 
 def test_every_public_function_is_typed():
