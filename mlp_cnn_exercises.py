@@ -128,8 +128,13 @@ class _Exercise:
 
 
 class CheckSummary(str):
-    """The summary a checker returns.  It is printed by the checker already, so a notebook
-    cell that ends with the call does not display it a second time."""
+    """The summary a checker returns.  It is printed by the checker already (wrapped at 88
+    characters, the book's line length: :meth:`lines`), so a notebook cell that ends with the
+    call does not display it a second time."""
+
+    def lines(self) -> str:
+        """The summary as printed: lines of at most 88 characters, the next ones indented."""
+        return textwrap.fill(self, width=88, subsequent_indent="  ", break_on_hyphens=False)
 
     def _ipython_display_(self) -> None:
         pass
@@ -185,10 +190,8 @@ def _run(ex: _Exercise, fn: Any) -> Optional[CheckSummary]:
         except _Mismatch as bad:
             raise AssertionError(_report(ex, case, number, name, bad)) from None
     tags = list(dict.fromkeys(case.tag for case in ex.cases))
-    # wrapped at 88 characters, the width of the book's printed lines
-    summary = CheckSummary(textwrap.fill(f"{ex.checker}: {len(ex.cases)} cases passed — {', '.join(tags)}",
-                                         width=88, subsequent_indent="  ", break_on_hyphens=False))
-    print(summary)
+    summary = CheckSummary(f"{ex.checker}: {len(ex.cases)} cases passed — {', '.join(tags)}")
+    print(summary.lines())
     return summary
 
 

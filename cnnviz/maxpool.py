@@ -1,4 +1,4 @@
-"""Chapter 02 (max pooling backward: the mask): the explorable and the figure helpers.
+"""Chapter 02 (max pooling backward: the mask): the explorable and the chapter's figures.
 
 ``MaxPoolRouting`` is the chapter's explorable (drawn in the browser from precomputed states, see
 :mod:`cnnviz.explorable`): a small integer map pooled with the window and stride the reader picks;
@@ -6,27 +6,28 @@ hovering an output cell shows its window and the one input cell its gradient rea
 input cell shows the windows it lies in, the ones it wins and the sum it receives.
 :func:`routing_state` is the pure function that computes one state.
 
-:func:`routing_figure` draws the chapter's static pictures (every window of a small example
-outlined, winners in red, the mask and the routed gradient beside it).  All numbers come from
-:mod:`mlp_cnn_core`; nothing here re-implements the pooling math.
+:func:`routing_figure_state` is the state of the chapter's static figures (drawn by the same view
+with :func:`cnnviz.figure`): every window of a small example outlined in its own colour, the
+winners and tied maxima marked, the mask and the routed gradient beside it, one row of panels per
+channel.  All numbers come from :mod:`mlp_cnn_core`; nothing here re-implements the pooling math.
+
+Notation (the book's): ``X`` the input with cells ``(u, v)``, ``Y`` the output with cells
+``(i, j)`` (one per window), ∂L/∂X and ∂L/∂Y the gradients.
 """
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from matplotlib import pyplot as plt
 
 import mlp_cnn_core as core
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_cells, outline_window
+from .draw import format_value
 from .explorable import Explorable, action, cell_id, control, link, panel, window
 
-__all__ = ["random_input", "random_upstream", "parse_matrix", "coverage", "routing_figure",
-           "routing_state", "MaxPoolRouting"]
-
-WINDOW_COLORS = (WINDOW, "#2ca02c", "#9467bd", ACCENT, "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+__all__ = ["random_input", "random_upstream", "parse_matrix", "coverage", "window_class",
+           "window_legend", "routing_state", "routing_figure_state", "MaxPoolRouting"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ def random_input(n: int, seed: int, low: int = 0, high: int = 9) -> np.ndarray:
 
 
 def random_upstream(shape: Tuple[int, int], seed: int) -> np.ndarray:
-    """A seeded random upstream gradient dL/dy of small nonzero integers in ``{-3..-1, 1..3}``."""
+    """A seeded random upstream gradient ∂L/∂Y of small nonzero integers in ``{-3..-1, 1..3}``."""
     rng = np.random.default_rng([int(seed), 7, int(shape[0]), int(shape[1])])
     mag = rng.integers(1, 4, size=shape)
     sign = rng.choice([-1, 1], size=shape)
@@ -67,17 +68,6 @@ def parse_matrix(text: str) -> np.ndarray:
     return np.array(values, dtype=float)
 
 
-def _grey_limits(x: np.ndarray) -> Tuple[float, float]:
-    """Colour limits that keep a grey map light enough for black numbers (finite values only)."""
-    f = np.asarray(x, dtype=float)
-    f = f[np.isfinite(f)]
-    if not f.size:
-        return 0.0, 1.0
-    lo, hi = float(f.min()), float(f.max())
-    span = max(hi - lo, 1.0)
-    return lo - 0.2 * span, hi + 0.8 * span
-
-
 def coverage(shape: Tuple[int, int], kernel: int, stride: int) -> np.ndarray:
     """How many windows contain each input cell (an int array of ``shape``).
 
@@ -90,71 +80,42 @@ def coverage(shape: Tuple[int, int], kernel: int, stride: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Static figures
+# The states (the explorable's and the figures')
 # ---------------------------------------------------------------------------------------------
 
-def routing_figure(x, kernel: int, stride: int, dout, titles: Optional[Sequence[str]] = None,
-                   suptitle: Optional[str] = None, cell_size: float = 0.45,
-                   channel_names: Optional[Sequence[str]] = None):
-    """Every window of a max pooling outlined on its input, with the pooled output, the mask
-    (windows won per cell), the upstream gradient and the routed gradient dx.
-
-    ``x`` is ``(H, W)`` or ``(C, H, W)`` (one row of panels per channel); ``dout`` has the
-    pooled output's shape.  Windows get distinct colours and small insets so overlapping
-    windows stay visible; each window's winner is outlined in red.
-    """
-    x = np.asarray(x, dtype=float)
-    dout = np.asarray(dout, dtype=float)
-    x3 = x[None] if x.ndim == 2 else x
-    d3 = dout[None] if dout.ndim == 2 else dout
-    out, cache = core.maxpool2d_forward(x3, kernel, stride)
-    dx = core.maxpool2d_backward(d3, cache)
-    mask = core.maxpool2d_mask(cache)
-    C, H, W = x3.shape
-    Ho, Wo = out.shape[-2:]
-    titles = list(titles) if titles is not None else [
-        f"input x ({H}×{W})", "y = maxpool(x)", "mask: windows won", "dL/dy", f"dL/dx, routed ({H}×{W})"]
-    widths = [W, Wo, W, Wo, W]
-    fig_w = min(cell_size * sum(widths) + 2.4, 9.5)       # at most 950 px wide (dpi 100)
-    fig, axes = plt.subplots(C, 5, figsize=(fig_w, C * (cell_size * H + 1.3)),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    overlap = stride < kernel
-    lo, hi = _grey_limits(x3)
-    for ch in range(C):
-        ax = axes[ch]
-        draw_matrix(ax[0], x3[ch], cmap="Greys", vmin=lo, vmax=hi)
-        draw_matrix(ax[1], out[ch], cmap="Greys", vmin=lo, vmax=hi)
-        draw_matrix(ax[2], mask[ch], cmap="Oranges", vmin=0, vmax=max(2, int(mask.max())) * 1.5,
-                    highlight=mask[ch] > 0)
-        draw_matrix(ax[3], d3[ch], diverging=True)
-        draw_matrix(ax[4], dx[ch], diverging=True, highlight=mask[ch] > 0)
-        for idx, (a, b) in enumerate(np.ndindex(Ho, Wo)):
-            color = WINDOW_COLORS[idx % len(WINDOW_COLORS)] if overlap else WINDOW
-            inset = (0.04 + 0.07 * (idx % 4)) if overlap else 0.03
-            outline_window(ax[0], a * stride, b * stride, kernel, kernel, color=color, linewidth=2.0,
-                           inset=inset)
-            if overlap:  # the same colour marks the window's output cell and its gradient
-                for k_ax in (ax[1], ax[3]):
-                    outline_window(k_ax, a, b, 1, 1, color=color, linewidth=2.0, inset=0.06)
-        outline_cells(ax[0], mask[ch] > 0, color=HIGHLIGHT, linewidth=3)
-        for a, t in zip(ax, titles):
-            a.set_title(t, fontsize=9)
-        if channel_names:
-            ax[0].set_ylabel(channel_names[ch], fontsize=11)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    return fig
+def _sub(name: str, r: int, c: int) -> str:
+    """``X<sub>12</sub>``: entry (r, c) of an array named ``name`` (indices below 10 here)."""
+    return f"{name}<sub>{int(r)}{int(c)}</sub>"
 
 
-# ---------------------------------------------------------------------------------------------
-# The explorable (drawn in the browser from precomputed states)
-# ---------------------------------------------------------------------------------------------
+def window_class(i: int, j: int, overlap: bool = True) -> str:
+    """The colour class of window ``(i, j)`` in a figure.  Overlapping windows get ``c1`` … ``c4``
+    by the parity of ``i`` and ``j`` (each class inset a little more than the one before, so the
+    outlines stay apart; neighbours, across or down, never share one; a 2×2 output gets c1, c2,
+    c3, c4 in row-major order).  Windows that do not overlap need no inset: they alternate ``c1``
+    and ``c2`` like the squares of a chessboard."""
+    i, j = int(i), int(j)
+    if not overlap:
+        return "c1" if (i + j) % 2 == 0 else "c2"
+    return f"c{1 + 2 * (i % 2) + j % 2}"
+
+
+def window_legend(drawn: Sequence[Tuple[int, int, str]], overlap: bool) -> Dict[str, str]:
+    """Legend wording for the windows ``[(i, j, class)]`` a figure outlines with
+    :func:`window_class`: each window named when at most four overlapping ones are drawn."""
+    if not overlap:
+        return {"window.c1": "windows with i + j even", "window.c2": "windows with i + j odd"}
+    if len(drawn) <= 4:
+        return {f"window.{cls}": f"window ({i}, {j}): {_sub('Y', i, j)}" for i, j, cls in drawn}
+    return {"window.c1": "windows, i and j even", "window.c2": "i even, j odd",
+            "window.c3": "i odd, j even", "window.c4": "i and j odd"}
+
 
 def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
-    """Everything the routing picture shows for input ``x`` (H, W), window ``k``, stride ``s`` and
-    upstream gradient ``dout`` (Ho, Wo): the pooled output, the winners and tied maxima, the mask
-    (windows won per cell), the routed gradient, and for every cell what it is linked to.
+    """Everything the routing picture shows for input ``X`` = ``x`` (H, W), window ``k``, stride
+    ``s`` and upstream gradient ∂L/∂Y = ``dout`` (Ho, Wo): the pooled output, the winners and
+    tied maxima, the mask (windows won per cell), the routed gradient ∂L/∂X, and for every cell
+    what it is linked to.
 
     All numbers come from ``mlp_cnn_core``: the winners from the forward pass's cache
     (``rows``, ``cols``), the tied maxima from ``maxpool2d_winners(..., ties="all")``, the window
@@ -173,67 +134,122 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
     fmt = format_value
 
     def box(i, j):
-        r0, c0 = geo.input_cell(i, j, 0, 0)
-        return window("x", r0, c0, k, k)
+        u0, v0 = geo.input_cell(i, j, 0, 0)
+        return window("x", u0, v0, k, k)
 
     # no padding here: every window's k*k cells are input cells, in row-major order like `tied`
-    maxima = {(i, j): [rc for rc, t in zip(geo.cells(i, j), tied[i, j].ravel()) if t > 0]
+    maxima = {(i, j): [uv for uv, t in zip(geo.cells(i, j), tied[i, j].ravel()) if t > 0]
               for i in range(Ho) for j in range(Wo)}
-    tied_losers = {rc for m in maxima.values() if len(m) > 1 for rc in m} - {
-        (int(r), int(c)) for r, c in zip(*np.nonzero(won))}
-    x_cls = [["win" if won[r, c] else "tie" if (r, c) in tied_losers else "" if geo.windows_of(r, c) else "dim"
-              for c in range(W)] for r in range(H)]
+    tied_losers = {uv for m in maxima.values() if len(m) > 1 for uv in m} - {
+        (int(u), int(v)) for u, v in zip(*np.nonzero(won))}
+    x_cls = [["win" if won[u, v] else "tie" if (u, v) in tied_losers else "" if geo.windows_of(u, v) else "dim"
+              for v in range(W)] for u in range(H)]
     lim = float(np.max(np.abs(dx))) or 1.0
     panels = [
-        panel("x", f"input x ({H}×{W})", x, classes=x_cls),
-        panel("y", f"y = maxpool(x) ({Ho}×{Wo})", y),
-        panel("dy", "upstream dL/dy", dout, scale="div", limit=lim),
-        panel("m", "mask: windows won", won, classes=np.where(won > 0, "win", "")),
-        panel("dx", "dL/dx (routed)", dx, scale="div", limit=lim, classes=np.where(won > 0, "win", "")),
+        panel("x", f"X ({H}×{W})", x, classes=x_cls),
+        panel("y", f"Y ({Ho}×{Wo})", y),
+        panel("dy", "∂L/∂Y", dout, scale="div", limit=lim),
+        panel("m", "mask", won, classes=np.where(won > 0, "win", "")),
+        panel("dx", "∂L/∂X", dx, scale="div", limit=lim, classes=np.where(won > 0, "win", "")),
     ]
     links = {}
     for i in range(Ho):
         for j in range(Wo):
-            r, c = int(rows[i, j]), int(cols[i, j])
-            text = (f"y[{i},{j}] = {fmt(y[i, j])}, the maximum of its window, taken from x[{r},{c}]: "
-                    f"dL/dy[{i},{j}] = {fmt(dout[i, j])} goes to dL/dx[{r},{c}] and nowhere else.")
-            others = [rc for rc in maxima[(i, j)] if rc != (r, c)]
+            u, v = int(rows[i, j]), int(cols[i, j])
+            text = (f"{_sub('Y', i, j)} = {fmt(y[i, j])}, the maximum of window ({i}, {j}), taken from "
+                    f"{_sub('X', u, v)}: ∂L/∂{_sub('Y', i, j)} = {fmt(dout[i, j])} goes to "
+                    f"∂L/∂{_sub('X', u, v)} and nowhere else.")
+            others = [uv for uv in maxima[(i, j)] if uv != (u, v)]
             if others:
-                also = ", ".join(f"x[{a},{b}]" for a, b in others)
+                also = ", ".join(_sub("X", a, b) for a, b in others)
                 text += (f" Tie: {also} also hold{'s' if len(others) == 1 else ''} {fmt(y[i, j])}; the first "
-                         f"maximum in row-major order, x[{r},{c}], takes the gradient.")
-            cells = [cell_id(p, r, c) for p in ("x", "m", "dx")] + [cell_id(p, i, j) for p in ("y", "dy")]
+                         f"maximum in row-major order, {_sub('X', u, v)}, takes the gradient.")
+            cells = [cell_id(p, u, v) for p in ("x", "m", "dx")] + [cell_id(p, i, j) for p in ("y", "dy")]
             links[cell_id("y", i, j)] = links[cell_id("dy", i, j)] = link(cells, [box(i, j)], text)
-    for r in range(H):
-        for c in range(W):
-            ins = geo.windows_of(r, c)
-            wins = [(i, j) for i, j in ins if (rows[i, j], cols[i, j]) == (r, c)]
+    for u in range(H):
+        for v in range(W):
+            ins = geo.windows_of(u, v)
+            wins = [(i, j) for i, j in ins if (rows[i, j], cols[i, j]) == (u, v)]
+            grad = f"∂L/∂{_sub('X', u, v)}"
             if not ins:
-                text = f"x[{r},{c}] lies in no window: dL/dx[{r},{c}] = 0."
+                text = f"{_sub('X', u, v)} lies in no window: {grad} = 0."
             elif not wins:
-                why = " (a tied maximum, but not the first)" if (r, c) in tied_losers else ""
-                text = (f"x[{r},{c}] = {fmt(x[r, c])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
-                        f"but wins none{why}: dL/dx[{r},{c}] = 0.")
+                why = " (a tied maximum, but not the first)" if (u, v) in tied_losers else ""
+                text = (f"{_sub('X', u, v)} = {fmt(x[u, v])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
+                        f"but wins none{why}: {grad} = 0.")
             else:
                 terms = " + ".join(fmt(dout[i, j]) for i, j in wins)
-                total = f"{terms} = {fmt(dx[r, c])}" if len(wins) > 1 else fmt(dx[r, c])
-                text = (f"x[{r},{c}] = {fmt(x[r, c])} wins {len(wins)} of the {len(ins)} window"
-                        f"{'s' if len(ins) > 1 else ''} it is in: dL/dx[{r},{c}] = {total}.")
-            cells = [cell_id(p, r, c) for p in ("x", "m", "dx")]
+                total = f"{terms} = {fmt(dx[u, v])}" if len(wins) > 1 else fmt(dx[u, v])
+                text = (f"{_sub('X', u, v)} = {fmt(x[u, v])} wins {len(wins)} of the {len(ins)} window"
+                        f"{'s' if len(ins) > 1 else ''} it is in: {grad} = {total}.")
+            cells = [cell_id(p, u, v) for p in ("x", "m", "dx")]
             cells += [cell_id(p, i, j) for i, j in wins for p in ("y", "dy")]
             lk = link(cells, [box(i, j) for i, j in ins], text)
             for p in ("x", "m", "dx"):
-                links[cell_id(p, r, c)] = lk
-    caption = (f"Sum of dL/dx = {fmt(dx.sum())} = sum of dL/dy = {fmt(dout.sum())}: each window passes "
+                links[cell_id(p, u, v)] = lk
+    caption = (f"Σ ∂L/∂X = {fmt(dx.sum())} = Σ ∂L/∂Y = {fmt(dout.sum())}: each window passes "
                "its own gradient to one cell, its first maximum.")
     several = int((won > 1).sum())
     if several:
         caption += (f" {several} cell{'s win' if several > 1 else ' wins'} several windows and "
                     f"receive{'' if several > 1 else 's'} the sum of their gradients.")
-    lonely = sum(1 for r in range(H) for c in range(W) if not geo.windows_of(r, c))
+    lonely = sum(1 for u in range(H) for v in range(W) if not geo.windows_of(u, v))
     if lonely:
         caption += f" {lonely} cell{'s lie' if lonely > 1 else ' lies'} in no window (greyed)."
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("y", 0, 0)}
+
+
+def routing_figure_state(x, k: int, s: int, dout, channel_names: Optional[Sequence[str]] = None) -> dict:
+    """The chapter's static routing figure: :func:`routing_state` with every window drawn.
+
+    ``x`` is ``(H, W)`` or ``(C, H, W)`` (one row of panels per channel, named by
+    ``channel_names``); ``dout`` has the pooled output's shape.  Each window ``(i, j)`` is outlined
+    on ``X`` in the colour :func:`window_class` gives it (four colours and staggered insets when the
+    windows overlap, two alternating colours when they do not), and its cell of Y and of ∂L/∂Y
+    carry the same colour;
+    winners are ``win``, tied maxima that lose ``tie``.  A one-channel state keeps the links of
+    :func:`routing_state` (a figure may follow a cell); a several-channel state has none.
+    """
+    x = np.asarray(x, dtype=float)
+    dout = np.asarray(dout, dtype=float)
+    x3, d3 = (x[None], dout[None]) if x.ndim == 2 else (x, dout)
+    if x3.ndim != 3 or d3.ndim != 3 or len(d3) != len(x3):
+        raise ValueError(f"x must be (H, W) or (C, H, W) and dout (Ho, Wo) or (C, Ho, Wo) like it; "
+                         f"got x {x.shape}, dout {dout.shape}")
+    C = len(x3)
+    if channel_names is not None and len(channel_names) != C:
+        raise ValueError(f"{len(channel_names)} channel names for {C} channels")
+    panels, links, captions = [], {}, []
+    Ho, Wo = d3.shape[-2:]
+    for ch in range(C):
+        st = routing_state(x3[ch], k, s, d3[ch])
+        geo = core.maxpool2d_forward(x3[ch], k, s)[1].geometry
+        boxes = [(i, j, window_class(i, j, s < k)) for i in range(Ho) for j in range(Wo)]
+        for p in st["panels"]:
+            p = dict(p)
+            if p["id"] == "x":
+                p["windows"] = [window("x", *geo.input_cell(i, j, 0, 0), k, k, cls) for i, j, cls in boxes]
+            elif p["id"] in ("y", "dy"):
+                p["windows"] = [window(p["id"], i, j, 1, 1, cls) for i, j, cls in boxes]
+            if C > 1:
+                if p["id"] == "x":
+                    name = channel_names[ch] if channel_names else f"channel {ch + 1}"
+                    p["title"] = f"{name}: {p['title']}"
+                    if ch:
+                        p["newRow"] = True
+                p["windows"] = [[f"{w[0]}{ch}", *w[1:]] for w in p["windows"]]
+                p["id"] = f"{p['id']}{ch}"
+            panels.append(p)
+        if C == 1:
+            links = st["links"]
+        captions.append(st["caption"])
+    legend = window_legend(boxes, s < k)
+    legend["win"] = "a window's maximum (gets its gradient)"
+    legend["tie"] = "tied maximum that gets nothing"
+    state = {"panels": panels, "caption": captions[0] if C == 1 else "", "legend": legend}
+    if links:
+        state["links"] = links
+    return state
 
 
 SIZES = (4, 5, 6, 7, 8)
@@ -269,7 +285,7 @@ class MaxPoolRouting(Explorable):
             control("size", "input size", sizes, default=default, labels=labels),
             control("k", "window k", list(range(1, kmax + 1)), default=min(3, kmax)),
             control("s", "stride s", [1, 2, 3, 4], default=2),
-            control("upstream", "upstream dL/dy", ["ones", "random"], default="random", kind="select",
+            control("upstream", "upstream ∂L/∂Y", ["ones", "random"], default="random", kind="select",
                     labels=["all ones", "random integers"]),
         ]
 

@@ -79,7 +79,7 @@ def test_correct_gradient_checks_pass(fn, capsys):
     summary = check_numerical_gradient(fn)
     assert " ".join(summary.split()) == ("check_numerical_gradient: 5 cases passed — a vector (3,), a matrix (2, 3), "
                        "three axes (2, 2, 3), eps = 1e-3, a non-contiguous x")
-    assert capsys.readouterr().out == summary + "\n"
+    assert capsys.readouterr().out == summary.lines() + "\n"
 
 
 def test_an_unfilled_stub_returns_none(capsys):

@@ -8,18 +8,14 @@ the routed gradient is also compared with ``mlp_cnn_core.maxpool2d_backward``.
 import json
 import re
 
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import mlp_cnn_core as core  # noqa: E402
-from cnnviz import explorable as ex  # noqa: E402
-from cnnviz.draw import format_value as fv  # noqa: E402
-from cnnviz.maxpool import (MaxPoolRouting, coverage, parse_matrix, random_input,  # noqa: E402
-                            random_upstream, routing_figure, routing_state)
+import mlp_cnn_core as core
+from cnnviz import explorable as ex
+from cnnviz.draw import format_value as fv
+from cnnviz.maxpool import (MaxPoolRouting, coverage, parse_matrix, random_input, random_upstream,
+                            routing_figure_state, routing_state, window_class)
 
 
 def brute_force(x, k, s):
@@ -52,6 +48,10 @@ def brute_dx(winners, shape, dout):
     for (i, j), rc in winners.items():
         dx[rc] += dout[i, j]
     return dx
+
+
+def sub(name, r, c):
+    return f"{name}<sub>{r}{c}</sub>"
 
 
 def texts(M):
@@ -97,11 +97,11 @@ def check_state(state, x, k, s, dout):
         assert state["links"][f"dy:{i}:{j}"] == lk
         assert lk["windows"] == [["x", i * s, j * s, k, k, ""]]
         assert {f"x:{r}:{c}", f"dx:{r}:{c}", f"m:{r}:{c}"} <= set(lk["cells"])
-        assert f"y[{i},{j}] = {fv(y[i, j])}" in lk["text"] and f"taken from x[{r},{c}]" in lk["text"]
-        assert f"dL/dy[{i},{j}] = {fv(dout[i, j])} goes to dL/dx[{r},{c}]" in lk["text"]
+        assert f"{sub('Y', i, j)} = {fv(y[i, j])}" in lk["text"] and f"taken from {sub('X', r, c)}" in lk["text"]
+        assert f"∂L/∂{sub('Y', i, j)} = {fv(dout[i, j])} goes to ∂L/∂{sub('X', r, c)}" in lk["text"]
         assert ("Tie:" in lk["text"]) == (len(maxima[(i, j)]) > 1)
         for a, b in maxima[(i, j)][1:]:
-            assert f"x[{a},{b}]" in lk["text"].split("Tie:")[1]
+            assert sub("X", a, b) in lk["text"].split("Tie:")[1]
     # input cells: the windows containing them, what they win, what they receive
     for r in range(H):
         for c in range(W):
@@ -109,12 +109,12 @@ def check_state(state, x, k, s, dout):
             assert state["links"][f"dx:{r}:{c}"] == lk == state["links"][f"m:{r}:{c}"]
             ins = inside.get((r, c), [])
             assert sorted(tuple(w[1:3]) for w in lk["windows"]) == sorted((i * s, j * s) for i, j in ins)
-            assert f"dL/dx[{r},{c}] = " in lk["text"] and lk["text"].endswith(f" = {fv(dx[r, c])}.")
+            assert f"∂L/∂{sub('X', r, c)} = " in lk["text"] and lk["text"].endswith(f" = {fv(dx[r, c])}.")
             won = [ij for ij, rc in winners.items() if rc == (r, c)]
             assert {f"y:{i}:{j}" for i, j in won} == {cid for cid in lk["cells"] if cid.startswith("y:")}
             if len(won) > 1:
                 assert " + ".join(fv(dout[ij]) for ij in won) in lk["text"]
-    assert f"Sum of dL/dx = {fv(dx.sum())} = sum of dL/dy = {fv(dout.sum())}" in state["caption"]
+    assert f"Σ ∂L/∂X = {fv(dx.sum())} = Σ ∂L/∂Y = {fv(dout.sum())}" in state["caption"]
     several = int((counts > 1).sum())
     assert (f"{several} cell" in state["caption"]) == (several > 0) or several == 0
     return y, dx
@@ -140,7 +140,8 @@ def test_one_cell_wins_four_windows_and_receives_the_sum():
     st = routing_state(x, 3, 1, dout)
     check_state(st, x, 3, 1, dout)
     lk = st["links"]["x:1:2"]
-    assert lk["text"] == "x[1,2] = 16 wins 4 of the 4 windows it is in: dL/dx[1,2] = 0.5 + -1 + 2 + 1.5 = 3."
+    assert lk["text"] == ("X<sub>12</sub> = 16 wins 4 of the 4 windows it is in: "
+                          "∂L/∂X<sub>12</sub> = 0.5 + -1 + 2 + 1.5 = 3.")
     assert "1 cell wins several windows and receives the sum" in st["caption"]
 
 
@@ -150,11 +151,12 @@ def test_ties_name_the_first_maximum_and_the_losers():
     dout = np.array([[1.0, 2.0], [3.0, 4.0]])
     st = routing_state(x, 3, 1, dout)
     check_state(st, x, 3, 1, dout)
-    assert "Tie: x[3,0], x[3,2] also hold 9; the first maximum in row-major order, x[1,1]" in st["links"]["y:1:0"]["text"]
-    assert "Tie: x[3,2] also holds 9" in st["links"]["y:1:1"]["text"]
+    assert ("Tie: X<sub>30</sub>, X<sub>32</sub> also hold 9; the first maximum in row-major order, "
+            "X<sub>11</sub>") in st["links"]["y:1:0"]["text"]
+    assert "Tie: X<sub>32</sub> also holds 9" in st["links"]["y:1:1"]["text"]
     assert "Tie" not in st["links"]["y:0:0"]["text"]
-    assert st["links"]["x:3:2"]["text"] == ("x[3,2] = 9 is in 2 windows but wins none "
-                                           "(a tied maximum, but not the first): dL/dx[3,2] = 0.")
+    assert st["links"]["x:3:2"]["text"] == ("X<sub>32</sub> = 9 is in 2 windows but wins none "
+                                           "(a tied maximum, but not the first): ∂L/∂X<sub>32</sub> = 0.")
 
 
 def test_cells_in_no_window_are_greyed_and_receive_nothing():
@@ -163,7 +165,7 @@ def test_cells_in_no_window_are_greyed_and_receive_nothing():
     st = routing_state(x, 2, 3, dout)        # windows at rows/cols 0-1 and 3-4: row/col 2 skipped
     check_state(st, x, 2, 3, dout)
     assert panels_by_id(st)["x"]["classes"][2] == ["dim"] * 5
-    assert st["links"]["x:2:2"]["text"] == "x[2,2] lies in no window: dL/dx[2,2] = 0."
+    assert st["links"]["x:2:2"]["text"] == "X<sub>22</sub> lies in no window: ∂L/∂X<sub>22</sub> = 0."
     assert "9 cells lie in no window" in st["caption"]
 
 
@@ -305,13 +307,62 @@ def test_coverage_counts_windows():
             assert cov[r, c] == len(inside.get((r, c), []))
 
 
-def test_routing_figure_two_channels_and_overlap():
+def test_window_colours_differ_between_neighbours():
+    assert [window_class(i, j) for i in range(2) for j in range(2)] == ["c1", "c2", "c3", "c4"]
+    assert [window_class(i, j, False) for i in range(2) for j in range(2)] == ["c1", "c2", "c2", "c1"]
+    for overlap in (True, False):
+        for i in range(5):
+            for j in range(5):
+                assert window_class(i, j, overlap) != window_class(i + 1, j, overlap)
+                assert window_class(i, j, overlap) != window_class(i, j + 1, overlap)
+
+
+def test_routing_figure_outlines_every_window_in_its_colour():
+    x = np.array([[1, 2, 3, 4], [5, 6, 16, 8], [9, 10, 11, 12], [13, 14, 15, 7]], dtype=float)
+    dout = np.array([[0.5, -1.0], [2.0, 1.5]])
+    st = routing_figure_state(x, 3, 1, dout)
+    P = panels_by_id(st)
+    check_state({**st, "links": st["links"], "caption": st["caption"]}, x, 3, 1, dout)
+    assert P["x"]["windows"] == [["x", 0, 0, 3, 3, "c1"], ["x", 0, 1, 3, 3, "c2"],
+                                 ["x", 1, 0, 3, 3, "c3"], ["x", 1, 1, 3, 3, "c4"]]
+    for pid in ("y", "dy"):
+        assert P[pid]["windows"] == [[pid, 0, 0, 1, 1, "c1"], [pid, 0, 1, 1, 1, "c2"],
+                                     [pid, 1, 0, 1, 1, "c3"], [pid, 1, 1, 1, 1, "c4"]]
+    assert st["legend"]["window.c3"] == "window (1, 0): Y<sub>10</sub>"
+    assert P["m"]["text"][1][2] == "4" and P["dx"]["text"][1][2] == "3"
+    # what the view draws for it: every class and window has a legend entry
+    keys = {k for k, _ in ex.legend_entries(st)}
+    assert {"win", "window.c1", "window.c2", "window.c3", "window.c4"} <= keys
+
+
+def test_routing_figure_of_two_channels_pools_each_on_its_own():
     x = np.stack([random_input(4, 1), random_input(4, 2)])
-    fig = routing_figure(x, 2, 2, np.ones((2, 2, 2)), channel_names=["a", "b"], suptitle="t")
-    assert len(fig.axes) == 10 and fig.axes[0].get_ylabel() == "a"
-    w_px = fig.get_figwidth() * fig.dpi
-    plt.close(fig)
-    fig = routing_figure(np.arange(16.0).reshape(4, 4), 3, 1, np.ones((2, 2)))
-    assert len(fig.axes) == 5
-    assert max(w_px, fig.get_figwidth() * fig.dpi) <= 960
-    plt.close(fig)
+    dout = np.stack([random_upstream((2, 2), 1), random_upstream((2, 2), 2)])
+    st = routing_figure_state(x, 2, 2, dout, channel_names=["a", "b"])
+    assert [p["id"] for p in st["panels"]] == ["x0", "y0", "dy0", "m0", "dx0", "x1", "y1", "dy1", "m1", "dx1"]
+    P = panels_by_id(st)
+    assert P["x0"]["title"] == "a: X (4×4)" and P["x1"]["title"] == "b: X (4×4)"
+    assert P["x1"].get("newRow") and not P["x0"].get("newRow")
+    for ch in range(2):
+        y, winners, maxima, counts, _ = brute_force(x[ch], 2, 2)
+        assert P[f"y{ch}"]["text"] == texts(y)
+        assert P[f"m{ch}"]["text"] == texts(counts)
+        assert P[f"dx{ch}"]["text"] == texts(brute_dx(winners, (4, 4), dout[ch]))
+        assert all(w[0] == f"x{ch}" for w in P[f"x{ch}"]["windows"])
+    assert "links" not in st
+    with pytest.raises(ValueError, match="2 channel names for 3 channels"):
+        routing_figure_state(np.zeros((3, 4, 4)), 2, 2, np.zeros((3, 2, 2)), channel_names=["a", "b"])
+
+
+def test_routing_figure_colours_windows_that_tile_like_a_chessboard():
+    st = routing_figure_state(random_input(6, 3), 2, 2, np.ones((3, 3)))
+    assert [w[5] for w in panels_by_id(st)["x"]["windows"]] == ["c1", "c2", "c1", "c2", "c1", "c2",
+                                                                  "c1", "c2", "c1"]
+    assert panels_by_id(st)["x"]["windows"][4] == ["x", 2, 2, 2, 2, "c1"]
+    assert st["legend"]["window.c2"] == "windows with i + j odd"
+
+
+def test_routing_figure_names_many_overlapping_windows_by_parity():
+    st = routing_figure_state(random_input(6, 3), 3, 1, np.ones((4, 4)))
+    assert panels_by_id(st)["x"]["windows"][5] == ["x", 1, 1, 3, 3, "c4"]
+    assert st["legend"]["window.c1"] == "windows, i and j even"
