@@ -869,7 +869,8 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: ArrayLike,
     ``x``'s shape.  ``x`` is copied to float64 and never modified."""
     if not (isinstance(eps, numbers.Real) and eps > 0):
         raise ValueError(f"eps must be a positive number, got {eps!r}")
-    x = np.array(_as_float(x, "x"), dtype=np.float64, copy=True)
+    # a C-ordered copy: reshape(-1) must be a view of it, or the moves never reach f
+    x = np.array(_as_float(x, "x"), dtype=np.float64, copy=True, order="C")
     grad = np.zeros_like(x)
     flat, g = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):

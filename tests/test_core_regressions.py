@@ -37,3 +37,9 @@ def test_dense_and_conv_promote_a_float64_bias_alike(layers):
     )
     assert dense_out.dtype == conv_out.dtype == np.float64
     assert core.dense_forward(x32, np.ones((3, 4), np.float32))[0].dtype == np.float32
+
+
+def test_numerical_gradient_of_a_transposed_array():
+    # a non-contiguous x used to give zeros: the moves went into a reshaped copy, never into f
+    x = np.arange(6.0).reshape(2, 3).T
+    np.testing.assert_allclose(core.numerical_gradient(lambda v: (v**2).sum(), x), 2 * x, atol=1e-6)
