@@ -209,8 +209,8 @@ def network_gradient_check(model: train.Sequential, x: np.ndarray, y: np.ndarray
     randomly chosen entries of every parameter of ``model`` (the loss is the mean
     cross-entropy on ``x, y``).  Returns one row per parameter: the layer, the parameter
     name, the chosen flat indices, both gradients and the largest relative error
-    ``|a - n| / max(|a| + |n|, 1e-12)``.  The parameters are restored exactly
-    afterwards.
+    ``|a - d| / max(|a| + |d|, 1e-12)`` (a: backward pass, d: finite difference).  The
+    parameters are restored exactly afterwards.
     """
     rng = np.random.default_rng(seed)
     logits = model.forward(x)
