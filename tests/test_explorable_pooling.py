@@ -1,4 +1,5 @@
-"""Tests of chapter 09's explorable (cnnviz.pooling.PoolingRouting, compare_state) and its figures.
+"""Tests of chapter 09's explorable (cnnviz.pooling.PoolingRouting, comparison_state) and
+its figures.
 
 The expected gradients are computed here independently of the code under test, straight from
 the definitions with plain loops over the windows: max pooling sends each window's dL/dY to
@@ -9,17 +10,13 @@ PyTorch, when installed, is a second oracle.  Every state of the control grid is
 import itertools
 import json
 
-import matplotlib
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from cnnviz.explorable import rebuild  # noqa: E402
-from cnnviz.pooling import (SIZES, PoolingRouting, compare_state, input_values, pooling_state,  # noqa: E402
-                            upstream_values)
-from cnnviz.statefig import state_figure  # noqa: E402
+import cnnviz
+from cnnviz.explorable import rebuild
+from cnnviz.pooling import (SIZES, PoolingRouting, compare_state, comparison_state,
+                            input_values, pooling_state, upstream_values)
 
 
 def fmt(v):
@@ -70,8 +67,10 @@ def check_state(state, x, dy, k, s, p):
     assert P["dy"]["text"] == texts(dy)
     assert P["max"]["text"] == texts(dx_max) and P["mean"]["text"] == texts(dx_mean)
     nz_max, nz_mean = int(np.count_nonzero(dx_max)), int(np.count_nonzero(dx_mean))
-    assert P["max"]["title"] == f"max pool dX: {nz_max}/{n * n} cells"
-    assert P["mean"]["title"] == f"mean pool dX: {nz_mean}/{n * n} cells"
+    assert P["max"]["title"] == "∂L/∂X, max pool" and P["mean"]["title"] == "∂L/∂X, mean pool"
+    assert P["max"]["subtitle"] == f"{nz_max} of {n * n} cells"
+    assert P["mean"]["subtitle"] == f"{nz_mean} of {n * n} cells"
+    assert P["dy"]["title"] == f"∂L/∂Y ({dy.shape[0]}×{dy.shape[1]})"
     win = {max(cells, key=lambda rc: x[rc]) for cells in windows(n, k, s, p).values()}
     assert {(r - p, c - p) for r, c in itertools.product(range(n + 2 * p), repeat=2)
             if P["x"]["classes"][r][c] == "win"} == win
@@ -84,7 +83,8 @@ def check_state(state, x, dy, k, s, p):
     for (i, j), real in W.items():
         lk = state["links"][f"dy:{i}:{j}"]
         r, c = max(real, key=lambda rc: x[rc])
-        assert lk["text"].startswith(f"dL/dY[{i},{j}] = {fmt(dy[i, j])}. Max pool: all of it to x[{r},{c}]")
+        assert lk["text"].startswith(f"∂L/∂Y<sub>{i}{j}</sub> = {fmt(dy[i, j])}. Max pool: all of it to "
+                                     f"X<sub>{r}{c}</sub>")
         assert f"to each of its {len(real)} cells" in lk["text"]
         assert ("shares of padded cells are lost" in lk["text"]) == (len(real) < k * k)
         assert {f"mean:{a}:{b}" for a, b in real} <= set(lk["cells"]) and f"max:{r}:{c}" in lk["cells"]
@@ -94,13 +94,13 @@ def check_state(state, x, dy, k, s, p):
         if n_in == 0:
             assert "lies in no window" in lk["text"]
         else:
-            assert lk["text"].startswith(f"x[{r},{c}] is in {n_in} window")
+            assert lk["text"].startswith(f"X<sub>{r}{c}</sub> is in {n_in} window")
             assert lk["text"].endswith(f"= {fmt(dx_mean[r, c])}.") and len(lk["windows"]) == n_in
             assert (f"= {fmt(dx_max[r, c])}." in lk["text"]) or dx_max[r, c] == 0
     cap = state["caption"]
-    assert f"Σ dL/dY = {fmt(dy.sum())}." in cap
-    assert f"<b>Max pool</b>: {nz_max} of {n * n} cells receive gradient, Σ dX = {fmt(dx_max.sum())}." in cap
-    assert f"<b>Mean pool</b>: {nz_mean} of {n * n}, Σ dX = {fmt(dx_mean.sum())}." in cap
+    assert f"Σ ∂L/∂Y = {fmt(dy.sum())}." in cap
+    assert f"<b>Max pool</b>: {nz_max} of {n * n} cells receive gradient, Σ ∂L/∂X = {fmt(dx_max.sum())}." in cap
+    assert f"<b>Mean pool</b>: {nz_mean} of {n * n}, Σ ∂L/∂X = {fmt(dx_mean.sum())}." in cap
     assert ("overlap" in cap) == (s < k)
     covered = {rc for real in W.values() for rc in real}
     assert ("no window" in cap) == (len(covered) < n * n)
@@ -188,12 +188,21 @@ def test_against_torch():
             np.testing.assert_allclose(dx, t.grad.numpy()[0, 0], atol=1e-12, err_msg=f"{kind} {n, k, s, p}")
 
 
-
-@pytest.mark.parametrize("n,k,s,p", [(4, 3, 1, 1), (6, 2, 2, 0), (6, 3, 2, 1), (6, 3, 1, 1)])
-def test_static_figures_fit_the_page(n, k, s, p):
-    st = pooling_state(input_values(n, 0), k, s, p, upstream="random")
-    fig = state_figure(compare_state(st))
-    assert fig.get_size_inches()[0] * fig.dpi <= 960
-    titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert titles[2].startswith("max pool dX") and titles[3].startswith("mean pool dX")
-    plt.close(fig)
+@pytest.mark.parametrize("n,k,s,p", [(4, 3, 1, 1), (6, 2, 2, 0), (6, 3, 2, 1), (4, 2, 2, 0)])
+def test_the_chapters_figures_draw_the_core_state_and_are_recomputed(n, k, s, p):
+    """The chapter's figures: cnnviz.figure of comparison_state, from the inputs (a given dY
+    too), recomputed from the recipe a page stores."""
+    x = input_values(n, 0)
+    Ho = (n + 2 * p - k) // s + 1
+    dy = np.arange(1.0, Ho * Ho + 1).reshape(Ho, Ho) - 2.5          # signs of both kinds
+    state = comparison_state(x, k, s, p, dy=dy)
+    check_state(state, x, dy, k, s, p)
+    assert state == compare_state(pooling_state(x, k, s, p, dy=dy))
+    fig = cnnviz.figure(cnnviz.call(comparison_state, x, k, s, p, dy=dy), title="t")
+    again = rebuild("StateFigure", json.loads(json.dumps(fig.config)))
+    assert again.states == fig.states
+    shown = fig.current()
+    assert [q["id"] for q in shown["panels"]] == ["x", "dy", "max", "mean"]
+    assert shown["caption"] == state["caption"]
+    default = comparison_state(x, k, s, p)                 # dY = ones by default
+    check_state(default, x, np.ones((Ho, Ho)), k, s, p)

@@ -220,29 +220,56 @@ def test_gradient_check_catches_a_broken_layer(data):
     assert np.allclose(r["analytic"][nz] / r["numeric"][nz], 0.5)
 
 
-def test_plots(data):
+def test_confusion_state_draws_the_matrix_and_marks_the_mistakes():
+    C = np.array([[5, 0, 1], [0, 4, 0], [2, 0, 3]])
+    st = tr.confusion_state(C)
+    (p,) = st["panels"]
+    assert p["text"] == [["5", "", "1"], ["", "4", ""], ["2", "", "3"]]
+    assert p["classes"] == [["", "", "hl"], ["", "", ""], ["hl", "", ""]]
+    assert p["rowLabels"] == p["colLabels"] == ["0", "1", "2"]
+    assert st["caption"].startswith("12 of 15 test digits lie on the diagonal")
+    assert "3 off it, in 2 cells" in st["caption"]
+    with pytest.raises(ValueError, match="square"):
+        tr.confusion_state(np.zeros((2, 3)))
+
+
+def _svg(fig):
+    from cnnviz import mplfig
+    svg, w, h = mplfig.figure_svg(fig)        # refuses a figure wider than the column
+    plt.close(fig)
+    return svg, w
+
+
+def test_plots_are_drawn_for_the_column(data):
     net = tr.make_digits_cnn("max", seed=0)
     h = tr.train_digits(net, data, epochs=2, seed=0)
     fig = tr.plot_history(h, title="t")
     assert len(fig.axes) == 2 and [len(ax.lines) for ax in fig.axes] == [2, 3]
-    plt.close(fig)
+    assert np.array_equal(fig.axes[0].lines[1].get_ydata(), h["test_loss"])
+    assert _svg(fig)[1] <= 720
+    fig = tr.plot_comparison({"a": h, "b": {"loss": [1.0, 0.5, 0.2], "val_acc": [0.5, 0.6, 0.9]}})
+    assert [ln.get_label() for ln in fig.axes[0].lines] == ["a", "b"]
+    assert np.allclose(fig.axes[1].lines[1].get_ydata(), [50, 60, 90])
+    assert _svg(fig)[1] <= 720
     pred = net.predict(data.x_test)
-    fig = tr.plot_confusion(tr.confusion_matrix(data.y_test, pred))
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert sum(int(t) for t in texts) == len(data.y_test)
-    plt.close(fig)
-    fig = tr.plot_kernels(net.layers[0].params["w"])
-    assert sum(ax.get_title().startswith("kernel") for ax in fig.axes) == 16
-    plt.close(fig)
-    fig = tr.plot_feature_maps(net, data.x_test[0], label="x")
-    assert len(fig.axes) == 3 * 9
-    plt.close(fig)
-    fig = tr.plot_misclassified(data.x_test, data.y_test, pred, n=5)
     wrong = np.flatnonzero(data.y_test != pred)[:5]
+    fig = tr.plot_misclassified(data.x_test, data.y_test, pred, n=5, title="t")
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [f"predicted {pred[i]}\ntrue {data.y_test[i]}" for i in wrong]
-    plt.close(fig)
+    assert [np.array_equal(ax.images[0].get_array(), data.x_test[i, 0])
+            for ax, i in zip(fig.axes, wrong)] == [True] * len(wrong)
+    assert _svg(fig)[1] <= 720
     fig = tr.plot_misclassified(data.x_test[:3], data.y_test[:3], data.y_test[:3])
     assert fig.axes[0].texts[0].get_text() == "no mistakes"
     plt.close(fig)
+    with pytest.raises(ValueError, match="2 images but 1 titles"):
+        tr.plot_digits(data.x_test[:2], ["a"])
+    fig = tr.plot_kernels(net.layers[0].params["w"])
+    assert sum(ax.get_title().startswith("kernel") for ax in fig.axes) == 16
+    assert _svg(fig)[1] <= 720
+    fig = tr.plot_feature_maps(net, data.x_test[0], label="x")
+    assert len(fig.axes) == 3 * 9
+    conv = net.layers[0].forward(data.x_test[:1])[0]
+    assert np.array_equal(fig.axes[1].images[0].get_array(), conv[0])
+    assert _svg(fig)[1] <= 720
     assert plt.get_fignums() == []
