@@ -260,7 +260,7 @@ def network_figure(relu: bool = False, backward: bool = False):
     ``backward=True`` adds, under each array, the gradient that the backward pass brings
     into it (arrows right to left), and the parameters' gradients collected on the way.
     Returns the figure (show it with ``show_figure``)."""
-    cell = 0.16
+    cell = 0.14
     stages = [("XX", 6, 6, "#9ecae1"), ("L1", 4, 4, "#9ecae1")]
     ops = [("conv W", "+ b")]
     if relu:
@@ -272,7 +272,7 @@ def network_figure(relu: bool = False, backward: bool = False):
         ("L2", 1, 1, "#d8b5de"),
     ]
     ops += [("max pool", "2×2"), ("flatten", ""), ("· WW", "")]
-    gap = 0.62 if relu else 0.78
+    gap = 0.74 if relu else 0.8
     width_in = sum(w for _, _, w, _ in stages) * cell + gap * len(stages) + 0.9
     height = 190 if backward else 130
     fig, ax = mplfig.subplots(height=height)
