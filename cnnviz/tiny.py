@@ -760,8 +760,9 @@ def rotation_state(dL1, W=W) -> dict:
 # The explorable: change one pixel, follow the gradient back to the image
 # ---------------------------------------------------------------------------
 
-#: What the explorable can set the chosen pixel to ("as drawn": the image's own value).
-PIXEL_VALUES = ("as drawn", -6, -3, -2, -1, 0, 1, 2, 3, 6)
+#: What the explorable can set the chosen pixel to: the values the image holds, -2 to 2
+#: ("as drawn" keeps the pixel's own value).
+PIXEL_VALUES = ("as drawn", -2, -1, 0, 1, 2)
 
 
 def _cells(n: int, word: str = "cell") -> str:
