@@ -1,91 +1,143 @@
-"""Chapters 01 and 05 (the tiny CNN of the source article): shared values, the chained
-forward/backward pass, and the figure helpers.
+"""Chapters 1, 4 and 5: the tiny network of the source article, with one set of numbers
+for all three, the forward and backward pass chained from the core, the states of the
+chapters' figures and chapter 5's explorable.
 
-The network is Jae Duk Seo's (2018) example, with our own numbers::
+The network is Jae Duk Seo's (2018) example, with the article's names and our own
+numbers::
 
-    XX (6x6) --conv W (3x3)--> L1 (4x4) --[ReLU]--> --max pool 2x2--> L1Max (2x2)
-        --flatten--> (1x4) --times WW (4x1)--> L2 (1x1) --> loss = 1/2 (L2 - target)^2
+    XX (6×6) --conv W (3×3), bias b--> L1 (4×4) --[ReLU]--> A1 (4×4)
+        --max pool 2×2--> L1Max (2×2) --flatten--> flat (1×4) --times WW (4×1)-->
+        L2 (1×1) --> loss L = ½ (L2 − t)²
 
-Both chapters import the values from here, so they talk about the same numbers.  Every piece
-of math is a call to :mod:`mlp_cnn_core`; this module only chains the calls and draws.
-The core works on ``(N, C, H, W)`` arrays: :func:`forward` adds the two axes of length 1 on the
-way in and drops them on the way out, so everything here is a plain 2-D matrix.
+Example (a) has no activation (the pool reads L1); example (b) puts the ReLU after the
+convolution (the pool reads A1 = ReLU(L1)).  The image and the kernel are small integers
+drawn with seed :data:`SEED`; the bias is 0, the dense weights are integers and halves,
+the target an integer, so every number of both passes is exact.  The seed was chosen for
+what chapter 4 needs: the pre-activation L1 has one entry exactly 0, the maximum of its
+pooling window (ReLU′(0)), and one window that is entirely negative (a dead window);
+every window's maximum beats its runner-up by at least 1 (no ties before the ReLU).
+
+Every piece of math is a call to :mod:`mlp_cnn_core`; this module only chains the calls
+and says what to draw.  The core works on ``(N, C, H, W)`` arrays: :func:`forward` adds
+the two axes of length 1 on the way in and drops them on the way out, so everything here
+is a plain 2-D matrix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Tuple
 
 import numpy as np
-from matplotlib import pyplot as plt
-from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
 import mlp_cnn_core as core
 import mlp_cnn_train as train
 
-from .draw import ACCENT, HIGHLIGHT, WINDOW, draw_matrix, format_value, outline_window
+from . import mplfig
+from .draw import format_value
 from .explorable import Explorable, cell_id, control, link, panel, window
 
-__all__ = ["SEED", "XX", "W", "WW", "TARGET", "values", "TinyPass", "forward", "backward", "loss",
-           "circle_cells", "network_figure", "conv_window_figure", "pool_figure", "flatten_figure",
-           "route_figure", "tiny_state", "TinyNetworkRoute", "PIXEL_VALUES", "MAX_COLOR"]
-
-MAX_COLOR = "#1f5fbf"   # the article's "blue circles" around the maxima
+__all__ = [
+    "SEED",
+    "XX",
+    "W",
+    "BIAS",
+    "WW",
+    "TARGET",
+    "draw_values",
+    "values",
+    "TinyPass",
+    "forward",
+    "backward",
+    "loss",
+    "network_figure",
+    "conv_state",
+    "pool_state",
+    "flatten_state",
+    "route_state",
+    "rotation_state",
+    "tiny_state",
+    "TinyNetworkRoute",
+    "PIXEL_VALUES",
+]
 
 # ---------------------------------------------------------------------------
-# The values (one definition for both chapters)
+# The values (one definition for chapters 1, 4 and 5)
 # ---------------------------------------------------------------------------
 
-#: The seed the image and the kernel were drawn with (small integers, so every number stays exact).
-SEED = 8067
+#: The seed of the image and the kernel (small integers: every number stays exact).
+SEED = 3717
 
 
-def _draw_values():
-    rng = np.random.default_rng(SEED)
+def draw_values(seed: int = SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """``(XX (6, 6), W (3, 3))``: seeded random integers, the image in [-2, 2], the
+    kernel in [-1, 1].  ``draw_values(SEED)`` is the book's network; other seeds give
+    chapter 4's explorable its new images and kernels."""
+    rng = np.random.default_rng(int(seed))
     xx = rng.integers(-2, 3, size=(6, 6)).astype(np.float64)
     w = rng.integers(-1, 2, size=(3, 3)).astype(np.float64)
     return xx, w
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
+def _frozen(a) -> np.ndarray:
     a = np.array(a, dtype=np.float64)
-    a.setflags(write=False)  # shared by two chapters: nobody may change them by accident
+    a.setflags(
+        write=False
+    )  # shared by three chapters: nobody may change them by accident
     return a
 
 
-_xx, _w = _draw_values()
+_xx, _w = draw_values(SEED)
 #: The 6x6 input image (integers from -2 to 2).
 XX = _frozen(_xx)
-#: The 3x3 kernel (integers from -1 to 1; not symmetric under a 180-degree rotation).
+#: The 3x3 kernel (integers from -1 to 1; it changes under a 180-degree rotation).
 W = _frozen(_w)
-#: The 4x1 weights of the dense layer (quarters and halves: exact in binary floating point).
-WW = _frozen([[0.5], [-0.25], [0.75], [0.25]])
-#: The target of the single output, 1x1.
-TARGET = _frozen([[1.0]])
+#: The convolution's bias (the article has none; chapter 4 moves it).
+BIAS = 0.0
+#: The 4x1 weights of the dense layer (integers and halves: exact in floating point).
+WW = _frozen([[1.0], [-1.0], [0.5], [-1.0]])
+#: The target t of the single output, 1x1.
+TARGET = _frozen([[3.0]])
 
 
 def values() -> Dict[str, np.ndarray]:
-    """Fresh, writable copies of ``XX, W, WW, target`` (for training, which updates them)."""
-    return {"XX": XX.copy(), "W": W.copy(), "WW": WW.copy(), "target": TARGET.copy()}
+    """Fresh, writable copies of ``XX, W, b, WW, target`` (for training, which updates
+    them); ``b`` has shape ``(1,)``, one bias per filter."""
+    return {
+        "XX": XX.copy(),
+        "W": W.copy(),
+        "b": np.array([BIAS]),
+        "WW": WW.copy(),
+        "target": TARGET.copy(),
+    }
 
 
 # ---------------------------------------------------------------------------
 # The forward and backward pass, chained from the core
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class TinyPass:
-    """Everything one forward pass computed (2-D arrays) and the caches the backward pass needs."""
+    """Everything one forward pass computed (2-D arrays) and the caches the backward
+    pass needs."""
+
     XX: np.ndarray
     W: np.ndarray
+    b: np.ndarray  # (1,) the convolution's bias
     WW: np.ndarray
     target: np.ndarray
     relu: bool
-    L1: np.ndarray          # (4, 4) the convolution's output (the pre-activation when relu=True)
-    A: np.ndarray           # (4, 4) what the pool sees: relu(L1) or L1 itself
-    L1Max: np.ndarray       # (2, 2)
-    flat: np.ndarray        # (1, 4) L1Max "vectorised" in row-major order
-    L2: np.ndarray          # (1, 1)
+    L1: (
+        np.ndarray
+    )  # (4, 4) the convolution's output (the pre-activation when relu=True)
+    A1: (
+        np.ndarray
+    )  # (4, 4) what the pool reads: ReLU(L1), or L1 itself without the ReLU
+    L1Max: np.ndarray  # (2, 2)
+    flat: np.ndarray  # (1, 4) L1Max "vectorised" in row-major order
+    L2: np.ndarray  # (1, 1)
     loss: float
     conv_cache: core.ConvCache
     relu_cache: Optional[core.ReluCache]
@@ -94,325 +146,754 @@ class TinyPass:
     dense_cache: core.DenseCache
 
 
-def forward(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False) -> TinyPass:
-    """The tiny network's forward pass (example (a) ``relu=False``, example (b) ``relu=True``).
+def forward(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False, b=BIAS) -> TinyPass:
+    """The tiny network's forward pass (example (a) ``relu=False``, example (b)
+    ``relu=True``).
 
-    ``XX (6, 6)``, ``W (3, 3)``, ``WW (4, 1)``, ``target (1, 1)``; any image at least 4x4 whose
-    convolution output has even sides works too.
+    ``XX (6, 6)``, ``W (3, 3)``, ``WW (4, 1)``, ``target (1, 1)``, ``b`` a number or
+    ``(1,)``; any image at least 4x4 whose convolution output has even sides works too.
     """
     XX, W, WW, target = (np.asarray(a, dtype=np.float64) for a in (XX, W, WW, target))
-    v = train.small_cnn_forward(XX[None, None], W[None, None], WW, relu=relu, layers=core)
+    b = np.asarray(b, dtype=np.float64).reshape(1)
+    v = train.small_cnn_forward(XX[None, None], W[None, None], WW, conv_b=b, relu=relu,
+                                layers=core)
     value, _ = core.l2_loss(v["out"], target)
-    return TinyPass(XX=XX, W=W, WW=WW, target=target, relu=relu, L1=v["conv"][0, 0], A=v["act"][0, 0],
-                    L1Max=v["pool"][0, 0], flat=v["flat"], L2=v["out"], loss=float(value),
-                    conv_cache=v["conv_cache"], relu_cache=v["relu_cache"], pool_cache=v["pool_cache"],
-                    flat_cache=v["flat_cache"], dense_cache=v["dense_cache"])
+    return TinyPass(XX=XX, W=W, b=b, WW=WW, target=target, relu=relu, L1=v["conv"][0, 0],
+                    A1=v["act"][0, 0], L1Max=v["pool"][0, 0], flat=v["flat"], L2=v["out"],
+                    loss=float(value), conv_cache=v["conv_cache"], relu_cache=v["relu_cache"],
+                    pool_cache=v["pool_cache"], flat_cache=v["flat_cache"],
+                    dense_cache=v["dense_cache"])
 
 
 def backward(p: TinyPass) -> Dict[str, np.ndarray]:
-    """Every gradient of the tiny network, from the loss down to the image (2-D arrays).
+    """Every gradient of the tiny network, from the loss down to the image (2-D arrays;
+    ``dX`` holds ∂L/∂X).
 
-    Keys: ``dL2 (1,1)``, ``dWW (4,1)``, ``dflat (1,4)``, ``dL1Max (2,2)``, ``dA (4,4)`` (after
-    the max pool), ``dL1 (4,4)`` (after the ReLU mask; equal to ``dA`` without ReLU),
-    ``dW (3,3)``, ``dXX (6,6)``.
+    Keys: ``dL2 (1,1)``, ``dWW (4,1)``, ``dflat (1,4)``, ``dL1Max (2,2)``, ``dA1 (4,4)``
+    (out of the max pool), ``dL1 (4,4)`` (after the ReLU mask; equal to ``dA1`` without
+    ReLU), ``dW (3,3)``, ``db (1,)``, ``dXX (6,6)``.
     """
     _, dL2 = core.l2_loss(p.L2, p.target)
     g = train.small_cnn_backward(dL2, vars(p), layers=core)
     return {"dL2": dL2, "dWW": g["ddense_w"], "dflat": g["dflat"], "dL1Max": g["dpool"][0, 0],
-            "dA": g["dact"][0, 0], "dL1": g["dconv"][0, 0], "dW": g["dw"][0, 0], "dXX": g["dx"][0, 0]}
+            "dA1": g["dact"][0, 0], "dL1": g["dconv"][0, 0], "dW": g["dw"][0, 0],
+            "db": g["dconv_b"], "dXX": g["dx"][0, 0]}
 
 
-def loss(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False) -> float:
+def loss(XX=XX, W=W, WW=WW, target=TARGET, relu: bool = False, b=BIAS) -> float:
     """The loss alone (a scalar function to hand to ``core.numerical_gradient``)."""
-    return forward(XX, W, WW, target, relu).loss
+    return forward(XX, W, WW, target, relu, b).loss
 
 
 # ---------------------------------------------------------------------------
-# Figures
+# The network diagram (matplotlib, drawn for the column)
 # ---------------------------------------------------------------------------
 
-def circle_cells(ax, rows: Sequence[int], cols: Sequence[int], color: str = MAX_COLOR,
-                 radius: float = 0.42, linewidth: float = 2.5):
-    """Draw a circle around each cell ``(rows[n], cols[n])`` (the article's blue circles).
-    Returns the list of patches."""
-    patches = []
-    for r, c in zip(np.ravel(rows), np.ravel(cols)):
-        patch = Circle((int(c), int(r)), radius, fill=False, edgecolor=color, linewidth=linewidth, zorder=5)
-        ax.add_patch(patch)
-        patches.append(patch)
-    return patches
 
-
-def _grid(ax, x0: float, y0: float, h: int, w: int, cell: float, face: str, label: str,
-          sublabel: str) -> Dict[str, float]:
-    """An ``h x w`` grid of empty cells whose top-left corner is ``(x0, y0)`` (y grows upwards)."""
+def _grid(
+    ax, x0: float, y0: float, h: int, w: int, cell: float, face: str
+) -> Dict[str, float]:
+    """An ``h x w`` grid of empty cells centred vertically on ``y0``, left edge at
+    ``x0``."""
+    top = y0 + h * cell / 2
     for r in range(h):
         for c in range(w):
-            ax.add_patch(Rectangle((x0 + c * cell, y0 - (r + 1) * cell), cell, cell, facecolor=face,
-                                   edgecolor="0.3", linewidth=0.8))
-    ax.text(x0 + w * cell / 2, y0 + 0.18, label, ha="center", va="bottom", fontsize=11, fontweight="bold")
-    ax.text(x0 + w * cell / 2, y0 - h * cell - 0.15, sublabel, ha="center", va="top", fontsize=9,
-            color="0.25")
-    return {"left": x0, "right": x0 + w * cell, "mid": y0 - h * cell / 2, "bottom": y0 - h * cell}
+            ax.add_patch(
+                Rectangle(
+                    (x0 + c * cell, top - (r + 1) * cell),
+                    cell,
+                    cell,
+                    facecolor=face,
+                    edgecolor=mplfig.FG,
+                    linewidth=0.6,
+                    alpha=0.9,
+                )
+            )
+    return {
+        "left": x0,
+        "right": x0 + w * cell,
+        "top": top,
+        "bottom": top - h * cell,
+        "mid": x0 + w * cell / 2,
+    }
 
 
 def network_figure(relu: bool = False, backward: bool = False):
-    """A diagram of the tiny network: each array drawn as a grid of its shape, the operations
-    on the arrows.  ``relu=True`` adds the ReLU of example (b); ``backward=True`` writes, under
-    each array, the name of the gradient that flows back into it (red arrows, right to left).
-    Returns the figure."""
-    cell = 0.22
-    stages = [("XX", 6, 6, "#dbe9f6", "image 6×6"),
-              ("L1", 4, 4, "#dbe9f6", "4×4")]
-    ops = ["∗ W (3×3)\nconv"]
+    """A diagram of the tiny network, drawn for the book's column
+    (:mod:`cnnviz.mplfig`): each array as a grid of its shape with its name above, the
+    operations on the arrows. ``relu=True`` adds the ReLU of example (b);
+    ``backward=True`` adds, under each array, the gradient that the backward pass brings
+    into it (arrows right to left), and the parameters' gradients collected on the way.
+    Returns the figure (show it with ``show_figure``)."""
+    cell = 0.14
+    stages = [("XX", 6, 6, "#9ecae1"), ("L1", 4, 4, "#9ecae1")]
+    ops = [("conv W", "+ b")]
     if relu:
-        stages.append(("ReLU(L1)", 4, 4, "#e5f5e0", "4×4"))
-        ops.append("ReLU")
-    stages += [("L1Max", 2, 2, "#fde0c5", "2×2"),
-               ("flat", 1, 4, "#fde0c5", "1×4"),
-               ("L2", 1, 1, "#f2d7ee", "1×1")]
-    ops += ["max pool\n2×2, stride 2", "flatten\n(row-major)", "· WW (4×1)\ndense"]
-    grads = {"XX": "dL/dXX", "L1": "dL/dL1", "ReLU(L1)": "dL/dReLU(L1)", "L1Max": "dL/dL1Max",
-             "flat": "dL/dflat", "L2": "dL/dL2\n= L2 − target"}
-    gap = 1.3
-    fig_w = sum(w for _, _, w, _, _ in stages) * cell + gap * len(stages) + 2.6
-    scale = min(0.8, 9.4 / fig_w)        # at most 9.4 in (940 px) wide: it fits the page's output area
-    fig, ax = plt.subplots(figsize=(scale * fig_w, (2.9 if backward else 2.2) * scale / 0.8))
-    x, top = 0.2, 1.0
+        stages.append(("A1", 4, 4, "#a1d99b"))
+        ops.append(("ReLU", ""))
+    stages += [
+        ("L1Max", 2, 2, "#fdae6b"),
+        ("flat", 1, 4, "#fdae6b"),
+        ("L2", 1, 1, "#d8b5de"),
+    ]
+    ops += [("max pool", "2×2"), ("flatten", ""), ("· WW", "")]
+    gap = 0.74 if relu else 0.8
+    width_in = sum(w for _, _, w, _ in stages) * cell + gap * len(stages) + 0.9
+    height = 190 if backward else 130
+    fig, ax = mplfig.subplots(height=height)
+    y = 0.0
     boxes = []
-    for name, h, w, face, sub in stages:
-        boxes.append(_grid(ax, x, top, h, w, cell, face, name, sub))
+    x = 0.05
+    for name, h, w, face in stages:
+        boxes.append(_grid(ax, x, y, h, w, cell, face))
+        ax.text(
+            boxes[-1]["mid"],
+            6 * cell / 2 + 0.06,
+            name,
+            ha="center",
+            va="bottom",
+            fontsize=10,
+            fontweight="bold",
+            color=mplfig.FG,
+        )
         x = boxes[-1]["right"] + gap
-    y_arrow = top - cell * 0.5
-    for a, b, op in zip(boxes[:-1], boxes[1:], ops):
-        ax.add_patch(FancyArrowPatch((a["right"] + 0.08, y_arrow), (b["left"] - 0.08, y_arrow),
-                                     arrowstyle="-|>", mutation_scale=14, color="0.2", linewidth=1.4))
-        ax.text((a["right"] + b["left"]) / 2, y_arrow + 0.12, op, ha="center", va="bottom", fontsize=7.5)
+    arrow = dict(arrowstyle="-|>", mutation_scale=11, color=mplfig.FG, linewidth=1.1)
+    for a, b, (op1, op2) in zip(boxes[:-1], boxes[1:], ops):
+        ax.add_patch(
+            FancyArrowPatch((a["right"] + 0.05, y), (b["left"] - 0.05, y), **arrow)
+        )
+        mid = (a["right"] + b["left"]) / 2
+        ax.text(
+            mid, y + 0.07, op1, ha="center", va="bottom", fontsize=9, color=mplfig.FG
+        )
+        if op2:
+            ax.text(
+                mid, y - 0.07, op2, ha="center", va="top", fontsize=9, color=mplfig.FG
+            )
     last = boxes[-1]
-    loss_x = last["right"] + gap
-    ax.add_patch(FancyArrowPatch((last["right"] + 0.08, y_arrow), (loss_x - 0.08, y_arrow),
-                                 arrowstyle="-|>", mutation_scale=14, color="0.2", linewidth=1.4))
-    ax.text((last["right"] + loss_x) / 2, y_arrow + 0.12, "cost", ha="center", va="bottom", fontsize=8.5)
-    ax.text(loss_x, y_arrow, "loss = ½(L2 − target)²", ha="left", va="center", fontsize=10,
-            bbox=dict(boxstyle="round", facecolor="#fff7bc", edgecolor="0.4"))
-    right = loss_x + 2.4
-    bottom = min(b["bottom"] for b in boxes) - 0.5
+    loss_x = last["right"] + 0.35
+    ax.add_patch(
+        FancyArrowPatch((last["right"] + 0.05, y), (loss_x - 0.02, y), **arrow)
+    )
+    ax.text(
+        loss_x,
+        y,
+        "L = ½(L2 − t)²",
+        ha="left",
+        va="center",
+        fontsize=9.5,
+        color=mplfig.FG,
+    )
+    bottom = -6 * cell / 2 - 0.1
     if backward:
-        y_back = bottom - 0.35
-        names = [s[0] for s in stages]
-        for b, name in zip(boxes, names):
-            ax.text((b["left"] + b["right"]) / 2, y_back - 0.1, grads[name], ha="center", va="top",
-                    fontsize=8, color=HIGHLIGHT)
-        for a, b, op in zip(boxes[:-1], boxes[1:], ops):
-            ax.add_patch(FancyArrowPatch((b["left"] - 0.1, y_back), (a["right"] + 0.1, y_back),
-                                         arrowstyle="-|>", mutation_scale=12, color=HIGHLIGHT,
-                                         linewidth=1.2))
-            param = "dL/dW (3×3)" if op.startswith("∗ W") else "dL/dWW (4×1)" if op.startswith("· WW") else None
+        red = "#c0392b"
+        y_back = bottom - 0.22
+        grads = {
+            "XX": "∂L/∂XX",
+            "L1": "∂L/∂L1",
+            "A1": "∂L/∂A1",
+            "L1Max": "∂L/∂L1Max",
+            "flat": "∂L/∂flat",
+            "L2": "∂L/∂L2",
+        }
+        for bx, (name, *_rest) in zip(boxes, stages):
+            ax.text(
+                bx["mid"],
+                y_back - 0.04,
+                grads[name],
+                ha="center",
+                va="top",
+                fontsize=9,
+                color=mplfig.FG,
+            )  # text in the page's colour: no red reads on both themes
+        back = dict(arrowstyle="-|>", mutation_scale=10, color=red, linewidth=1.0)
+        for a, b, (op1, _) in zip(boxes[:-1], boxes[1:], ops):
+            ax.add_patch(
+                FancyArrowPatch(
+                    (b["left"] - 0.04, y_back), (a["right"] + 0.04, y_back), **back
+                )
+            )
+            param = (
+                "∂L/∂W, ∂L/∂b"
+                if op1 == "conv W"
+                else "∂L/∂WW"
+                if op1 == "· WW"
+                else None
+            )
             if param:  # the parameters' gradients are collected on the way
-                ax.text((a["right"] + b["left"]) / 2, y_back + 0.12, param, ha="center", va="bottom",
-                        fontsize=8, color=HIGHLIGHT, fontweight="bold")
-        ax.add_patch(FancyArrowPatch((loss_x + 0.3, y_back), (last["right"] + 0.1, y_back),
-                                     arrowstyle="-|>", mutation_scale=12, color=HIGHLIGHT, linewidth=1.2))
-        ax.text(loss_x + 0.4, y_back, "backward pass", ha="left", va="center", fontsize=9, color=HIGHLIGHT)
-        bottom = y_back - 0.75
-    ax.set_xlim(0, right)
-    ax.set_ylim(bottom, top + 0.75)
+                ax.text(
+                    (a["right"] + b["left"]) / 2,
+                    y_back - 0.26,
+                    param,
+                    ha="center",
+                    va="top",
+                    fontsize=9,
+                    color=mplfig.FG,
+                    fontweight="bold",
+                )
+        ax.add_patch(
+            FancyArrowPatch(
+                (loss_x + 0.3, y_back), (last["right"] + 0.04, y_back), **back
+            )
+        )
+        ax.text(
+            loss_x + 0.35,
+            y_back,
+            "backward",
+            ha="left",
+            va="center",
+            fontsize=9,
+            color=mplfig.FG,
+        )
+        bottom = y_back - 0.5
+    ax.set_xlim(0, max(width_in, loss_x + 1.1))
+    ax.set_ylim(bottom, 6 * cell / 2 + 0.3)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.tight_layout()
     return fig
 
 
-def conv_window_figure(XX, W, L1, i: int, j: int):
-    """Three panels: the image with the 3x3 window read by output cell ``(i, j)``, the kernel,
-    and L1 with cell ``(i, j)`` outlined; the title spells out the sum of products.
-    Returns the figure."""
-    XX, W, L1 = (np.asarray(a, dtype=float) for a in (XX, W, L1))
+# ---------------------------------------------------------------------------
+# States of the chapters' figures, drawn by the explorables' view:
+# cnnviz.figure(cnnviz.call(state_function, ...))
+# ---------------------------------------------------------------------------
+
+
+def _sub(name: str, *idx) -> str:
+    """``L1<sub>30</sub>``: an entry of a named array, as the figures write it."""
+    return f"{name}<sub>{''.join(str(int(i)) for i in idx)}</sub>"
+
+
+def _panel(*args, **kwargs) -> dict:
+    """:func:`~cnnviz.explorable.panel` with every number in full: the tiny network's
+    numbers are exact binary fractions (−13.75, not −13.8)."""
+    return panel(*args, fmt="{:g}", **kwargs)
+
+
+def _fmt(v) -> str:
+    """The tiny network's numbers are exact binary fractions: write them in full."""
+    return format_value(float(v) + 0.0, "{:g}")
+
+
+def _pool_windows(pid: str, n: int = 2, k: int = 2):
+    """The ``n x n`` pooling windows of size ``k`` on a panel (dashed)."""
+    return [window(pid, k * i, k * j, k, k) for i in range(n) for j in range(n)]
+
+
+def conv_state(XX=XX, W=W, i: int = 1, j: int = 2, b: float = BIAS) -> dict:
+    """One cell of the convolution: the image with the 3x3 patch that output cell ``(i,
+    j)`` reads, the kernel, and L1 = XX ⋆ W + b with that cell marked.  Links: each cell
+    of L1 shows its patch and its sum of products."""
+    XX, W = np.asarray(XX, float), np.asarray(W, float)
+    out, _ = core.conv2d_forward(XX[None, None], W[None, None], np.array([float(b)]))
+    L1 = out[0, 0]
     kh, kw = W.shape
-    fig, axes = plt.subplots(1, 3, figsize=(9.2, 3.4), gridspec_kw={"width_ratios": [XX.shape[1], kw + 1, L1.shape[1]]})
-    draw_matrix(axes[0], XX, title="XX (6×6)", diverging=True)
-    outline_window(axes[0], i, j, kh, kw, color=WINDOW)
-    draw_matrix(axes[1], W, title="W (3×3)", diverging=True)
-    draw_matrix(axes[2], L1, title="L1 (4×4)", diverging=True)
-    outline_window(axes[2], i, j, 1, 1, color=WINDOW)
-    terms = [f"({XX[i + r, j + s]:g})({W[r, s]:g})" for r in range(kh) for s in range(kw)
-             if XX[i + r, j + s] != 0 and W[r, s] != 0]
-    fig.suptitle(f"L1[{i},{j}] = Σ XX[{i}+r, {j}+s]·W[r,s] = " + " + ".join(terms)
-                 + f" = {L1[i, j]:g}", fontsize=9.5)
-    fig.tight_layout()
-    return fig
+    links = {}
+    for u, v in np.ndindex(*L1.shape):
+        terms = [
+            f"({_fmt(XX[u + a, v + c])})({_fmt(W[a, c])})"
+            for a in range(kh)
+            for c in range(kw)
+            if XX[u + a, v + c] != 0 and W[a, c] != 0
+        ]
+        bias = f" + {_fmt(b)}" if b else ""
+        text = (
+            f"{_sub('L1', u, v)} = the outlined patch of XX times W, cell by cell, "
+            f"summed{' (zero products left out)' if len(terms) < kh * kw else ''}: "
+            f"{' + '.join(terms) or '0'}{bias} = {_fmt(L1[u, v])}."
+        )
+        links[cell_id("L1", u, v)] = link([], [window("XX", u, v, kh, kw)], text)
+    return {
+        "panels": [
+            _panel("XX", "XX (6×6)", XX, scale="div"),
+            _panel("W", "W (3×3)", W, scale="div", op="⋆"),
+            _panel("L1", "L1 (4×4)", L1, scale="div", op="="),
+        ],
+        "links": links,
+        "caption": "Each cell of L1 sums the products of W with the 3×3 patch of XX "
+        "under it.",
+        "legend": {
+            "follow.cell": "the cell of L1 followed",
+            "follow.windows": "the patch it reads",
+        },
+        "focus": cell_id("L1", i, j),
+    }
 
 
-def _window_grid(ax, H: int, W: int, k: int, color: str = ACCENT):
-    for r in range(0, H - k + 1, k):
-        for c in range(0, W - k + 1, k):
-            outline_window(ax, r, c, k, k, color=color, linewidth=2.0, linestyle="--", inset=0.04)
+def _winner_classes(A: np.ndarray, k: int = 2) -> np.ndarray:
+    """``win`` on each window's first maximum (row-major, as the core), ``tie`` on the
+    other maxima of a window that has several; ties found with the core's ``ties="all"``
+    winners."""
+    won = core.maxpool2d_winners(A, k, k)  # (Ho, Wo, k, k): 1 for the first maximum
+    every = core.maxpool2d_winners(A, k, k, ties="all")  # 1 for every tied maximum
+    cls = np.full(A.shape, "", dtype=object)
+    for i, j, a, c in zip(*np.nonzero(every)):
+        cls[k * i + a, k * j + c] = "win" if won[i, j, a, c] else "tie"
+    return cls
 
 
-def pool_figure(A, cache: core.MaxPoolCache, pooled, left_title: str = "L1 (4×4)",
-                right_title: str = "L1Max (2×2)"):
-    """Max pooling drawn the article's way: the 4x4 map with its 2x2 windows (dashed) and the
-    maximum of each window circled, read from the cache (``cache.rows``, ``cache.cols``);
-    next to it the pooled 2x2 map.  Returns the figure."""
-    A = np.asarray(A, dtype=float)
-    pooled = np.asarray(pooled, dtype=float)
-    k = cache.kernel_size[0]
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.3), gridspec_kw={"width_ratios": [A.shape[1], pooled.shape[1] + 1]})
-    draw_matrix(axes[0], A, title=left_title, diverging=True)
-    _window_grid(axes[0], A.shape[0], A.shape[1], k)
-    circle_cells(axes[0], cache.rows.reshape(-1), cache.cols.reshape(-1))
-    draw_matrix(axes[1], pooled, title=right_title, diverging=True)
-    circle_cells(axes[1], *np.nonzero(np.ones(pooled.shape, bool)))
-    fig.tight_layout()
-    return fig
+def pool_state(A, name: str = "L1") -> dict:
+    """Max pooling drawn the article's way: the 4x4 map ``A`` (named ``name``: L1, or A1
+    after the ReLU) with its 2x2 windows, each window's maximum marked (``win``; ``tie``
+    for the other maxima of a tied window), and L1Max, each cell in its window's colour.
+    """
+    A = np.asarray(A, float)
+    M_4d, cache = core.maxpool2d_forward(A[None, None], 2, 2)
+    M = M_4d[0, 0]
+    rows, cols = cache.rows[0, 0], cache.cols[0, 0]
+    lim = float(np.abs(A).max()) or 1.0
+    links = {}
+    for i, j in np.ndindex(*M.shape):
+        r, c = int(rows[i, j]), int(cols[i, j])
+        text = (
+            f"{_sub('L1Max', i, j)} = the maximum of window ({i}, {j}) = "
+            f"{_fmt(M[i, j])}, at {_sub(name, r, c)}: the cell the backward pass will "
+            "send its gradient to."
+        )
+        links[cell_id("M", i, j)] = link(
+            [cell_id("M", i, j), cell_id("A", r, c)],
+            [window("A", 2 * i, 2 * j, 2, 2)],
+            text,
+        )
+    for u, v in np.ndindex(*A.shape):
+        i, j = u // 2, v // 2
+        r, c = int(rows[i, j]), int(cols[i, j])
+        who = (
+            "it is the maximum"
+            if (r, c) == (u, v)
+            else f"its maximum is {_sub(name, r, c)}"
+        )
+        links[cell_id("A", u, v)] = link(
+            [cell_id("A", u, v), cell_id("M", i, j)],
+            [window("A", 2 * i, 2 * j, 2, 2)],
+            f"{_sub(name, u, v)} = {_fmt(A[u, v])} lies in window ({i}, {j}); {who}.",
+        )
+    cls = _winner_classes(A)
+    caption = "Each 2×2 window of L1 keeps its maximum."
+    if (cls == "tie").any():
+        caption = (
+            "Each 2×2 window keeps its maximum; of equal values the first (row by row)."
+        )
+    if name != "L1":
+        caption = caption.replace("of L1 ", f"of {name} ")
+    return {
+        "panels": [
+            _panel(
+                "A",
+                f"{name} (4×4)",
+                A,
+                scale="div",
+                limit=lim,
+                classes=cls,
+                windows=_pool_windows("A"),
+            ),
+            _panel("M", "L1Max (2×2)", M, scale="div", limit=lim, op="→"),
+        ],
+        "links": links,
+        "caption": caption,
+        "legend": {
+            "window": "pooling window",
+            "win": "maximum of its window (kept)",
+            "tie": "equal to the maximum (not kept)",
+        },
+        "focus": cell_id("M", 0, 0),
+    }
 
 
-def flatten_figure(M):
-    """The 2x2 map and its row-major "vectorised" 1x4 version, each cell tagged with its
-    flat index.  Returns the figure."""
-    M = np.asarray(M, dtype=float)
+def flatten_state(M) -> dict:
+    """The 2x2 map L1Max and its row-major "vectorised" 1x4 version flat:
+    flat<sub>k</sub> = L1Max<sub>ij</sub> with k = 2i + j (each column of flat labelled
+    with its (i, j))."""
+    M = np.asarray(M, float)
     flat = M.reshape(1, -1)
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.4), gridspec_kw={"width_ratios": [M.shape[1] + 1, flat.shape[1]]})
-    lim = 3 * float(np.max(np.abs(M))) or 1.0  # pale colours: the index tags stay readable
-    draw_matrix(axes[0], M, title=f"L1Max {M.shape[0]}×{M.shape[1]}", cmap="RdBu_r", vmin=-lim, vmax=lim)
-    draw_matrix(axes[1], flat, title=f"flattened 1×{flat.shape[1]}", cmap="RdBu_r", vmin=-lim, vmax=lim)
-    for ax in axes:
-        for t in ax.texts:
-            t.set_color("black")
-    for n in range(M.size):
-        r, c = divmod(n, M.shape[1])
-        for ax, (rr, cc) in ((axes[0], (r, c)), (axes[1], (0, n))):
-            ax.text(cc + 0.44, rr - 0.4, f"#{n}", ha="right", va="top", fontsize=8, color="0.15",
-                    fontweight="bold")
-    fig.tight_layout()
-    return fig
+    links = {}
+    for k in range(flat.shape[1]):
+        i, j = divmod(k, M.shape[1])
+        lk = link(
+            [cell_id("M", i, j), cell_id("flat", 0, k)],
+            [],
+            f"{_sub('flat', k)} = {_sub('L1Max', i, j)} = {_fmt(M[i, j])}: "
+            f"k = 2i + j = {k}.",
+        )
+        links[cell_id("M", i, j)] = links[cell_id("flat", 0, k)] = lk
+    lim = float(np.abs(M).max()) or 1.0
+    ij = [f"({i},{j})" for i, j in np.ndindex(*M.shape)]
+    return {
+        "panels": [
+            _panel(
+                "M",
+                "L1Max (2×2)",
+                M,
+                scale="div",
+                limit=lim,
+                row_labels=["i=0", "i=1"],
+                col_labels=["j=0", "j=1"],
+            ),
+            _panel(
+                "flat",
+                "flat (1×4)",
+                flat,
+                scale="div",
+                limit=lim,
+                op="→",
+                col_labels=ij,
+                subtitle="column k = 2i + j holds (i, j)",
+            ),
+        ],
+        "links": links,
+        "caption": "Row by row: the first row of L1Max, then the second.",
+        "legend": {"follow.cell": "followed cell", "follow.cells": "the same number"},
+        "focus": cell_id("flat", 0, 2),
+    }
 
 
-def route_figure(dpooled, cache: core.MaxPoolCache, dA, relu_mask=None, dL1=None, fmt: Optional[str] = "{:g}"):
-    """The gradient through the max pool (and the ReLU): dL/dL1Max (2x2), the gradient expanded
-    over the windows (4x4), the 0/1 mask of the maxima (circled), their product dL/dA; with
-    ``relu_mask`` and ``dL1`` two more panels, ReLU' and dL/dL1 = dL/dA * ReLU' (two rows of
-    three).  The maxima are circled (read from the cache).  Returns the figure."""
-    dpooled = np.asarray(dpooled, dtype=float)
-    k = cache.kernel_size
-    expanded = core.expand_gradient(dpooled, k)
-    mask = core.maxpool2d_mask(cache).reshape(cache.x_shape[-2:])
-    rows, cols = cache.rows.reshape(-1), cache.cols.reshape(-1)
-    mats = [dpooled, expanded, mask, np.asarray(dA, dtype=float)]
-    titles = ["dL/dL1Max (2×2)", "expanded (4×4)", "mask of the maxima",
-              "dL/dL1" if relu_mask is None else "dL/dReLU(L1)"]
-    if relu_mask is not None:
-        mats += [np.asarray(relu_mask, dtype=float), np.asarray(dL1, dtype=float)]
-        titles += ["ReLU′(L1) = [L1 > 0]", "dL/dL1"]
-    ncols = 3 if len(mats) == 6 else len(mats)
-    nrows = len(mats) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.45 * nrows), squeeze=False)
-    for n, (ax, m, t) in enumerate(zip(axes.ravel(), mats, titles)):
-        m = m + 0.0  # -0.0 (a negative gradient times a 0 of the mask) is shown as 0
-        is_mask = t.startswith("mask") or t.startswith("ReLU")
-        draw_matrix(ax, m, title=t, diverging=not is_mask, cmap="Greys" if is_mask else "Blues",
-                    vmin=0 if is_mask else None, vmax=3 if is_mask else None, fmt=fmt)
-        if m.shape == tuple(cache.x_shape[-2:]):
-            _window_grid(ax, m.shape[0], m.shape[1], k[0])
-            if n >= 2:
-                circle_cells(ax, rows, cols)
-    fig.tight_layout()
-    return fig
+def route_state(A1, dL1Max, L1=None) -> dict:
+    """The gradient through the max pool the article's way, and through the ReLU when
+    ``L1`` is given: ∂L/∂L1Max (2x2), expanded over the windows (4x4), times the 0/1
+    mask of the maxima of ``A1`` (the map the pool read) gives ∂L/∂L1 (without ReLU) or
+    ∂L/∂A1; with ``L1``, a second row: ∂L/∂A1 times ReLU′(L1) = 1[L1 > 0] gives ∂L/∂L1.
+    All from the core."""
+    A1, G = np.asarray(A1, float), np.asarray(dL1Max, float)
+    _, cache = core.maxpool2d_forward(A1[None, None], 2, 2)
+    expanded = core.expand_gradient(G, 2)
+    mask = core.maxpool2d_mask(cache)[0, 0].astype(float)
+    dA1 = core.maxpool2d_backward(G[None, None], cache)[0, 0] + 0.0
+    lim = float(np.abs(G).max()) or 1.0
+    won = mask > 0
+    relu = L1 is not None
+    out_name = "∂L/∂A1" if relu else "∂L/∂L1"
+    zero = np.where(dA1 == 0, "zero", "")
+    panels = [
+        _panel("dM", "∂L/∂L1Max", G, scale="div", limit=lim),
+        _panel(
+            "exp",
+            "expanded",
+            expanded,
+            scale="div",
+            limit=lim,
+            op="→",
+            windows=_pool_windows("exp"),
+        ),
+        _panel(
+            "mask",
+            "mask of the maxima",
+            mask,
+            scale="none",
+            op="⊙",
+            classes=np.where(won, "win", "zero"),
+        ),
+        _panel("dA", out_name, dA1, scale="div", limit=lim, op="=", classes=zero),
+    ]
+    links = {}
+    name = "A1" if relu else "L1"
+    for i, j in np.ndindex(*G.shape):
+        r, c = int(cache.rows[0, 0, i, j]), int(cache.cols[0, 0, i, j])
+        text = (
+            f"{_sub('∂L/∂L1Max', i, j)} = {_fmt(G[i, j])} is copied over window "
+            f"({i}, {j}); the mask keeps it only at the window's maximum "
+            f"{_sub(name, r, c)}."
+        )
+        lk = link(
+            [
+                cell_id("dM", i, j),
+                cell_id("exp", r, c),
+                cell_id("mask", r, c),
+                cell_id("dA", r, c),
+            ],
+            [window("exp", 2 * i, 2 * j, 2, 2), window("mask", 2 * i, 2 * j, 2, 2)],
+            text,
+        )
+        links[cell_id("dM", i, j)] = lk
+    if relu:
+        L1 = np.asarray(L1, float)
+        a1, rcache = core.relu_forward(L1)
+        on = rcache.mask.astype(float)
+        dL1 = core.relu_backward(dA1, rcache) + 0.0
+        panels += [
+            _panel(
+                "dA2", "∂L/∂A1", dA1, scale="div", limit=lim, classes=zero, new_row=True
+            ),
+            _panel(
+                "relu",
+                "ReLU′(L1) = 1[L1 > 0]",
+                on,
+                scale="none",
+                op="⊙",
+                classes=np.where(on > 0, "", "zero"),
+            ),
+            _panel(
+                "dL1",
+                "∂L/∂L1",
+                dL1,
+                scale="div",
+                limit=lim,
+                op="=",
+                classes=np.where(dL1 == 0, "zero", ""),
+            ),
+        ]
+        for u, v in np.ndindex(*L1.shape):
+            text = (
+                f"{_sub('L1', u, v)} = {_fmt(L1[u, v])}, ReLU′ = {_fmt(on[u, v])}: "
+                f"{_sub('∂L/∂L1', u, v)} = {_fmt(dA1[u, v])} × {_fmt(on[u, v])} = "
+                f"{_fmt(dL1[u, v])}."
+            )
+            links[cell_id("dL1", u, v)] = link(
+                [cell_id(q, u, v) for q in ("dA2", "relu", "dL1")], [], text
+            )
+    if relu and _ties(A1):
+        caption = (
+            "In a window of tied zeros the mask keeps the first (row by row), "
+            "as the core does."
+        )
+    else:
+        caption = (
+            "The windows do not overlap and no window has a tie, so expanding "
+            "and masking gives what the core's backward pass computes."
+        )
+    return {
+        "panels": panels,
+        "links": links,
+        "caption": caption,
+        "legend": {"window": "pooling window", "win": "maximum of its window"},
+        "focus": cell_id("dM", 0, 0),
+    }
+
+
+def _ties(A: np.ndarray) -> bool:
+    every = core.maxpool2d_winners(A, 2, 2, ties="all")
+    return bool((every.sum(axis=(-2, -1)) > 1).any())
+
+
+def rotation_state(dL1, W=W) -> dict:
+    """∂L/∂XX as a full correlation: ∂L/∂L1 padded by k − 1 = 2 zeros on every side,
+    correlated with the kernel rotated by 180° (``core.conv2d_input_grad_rotated``).
+    Links: each cell of ∂L/∂XX shows the 3x3 patch of the padded gradient it reads and
+    the products."""
+    G, W = np.asarray(dL1, float), np.asarray(W, float)
+    kh, kw = W.shape
+    P = np.pad(G, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+    K = core.rot180(W)
+    H, Wd = G.shape[0] + kh - 1, G.shape[1] + kw - 1
+    dXX = (
+        core.conv2d_input_grad_rotated(G[None, None], W[None, None], (1, 1, H, Wd))[
+            0, 0
+        ]
+        + 0.0
+    )
+    pad = np.full(P.shape, "pad", dtype=object)
+    pad[kh - 1 : kh - 1 + G.shape[0], kw - 1 : kw - 1 + G.shape[1]] = ""
+    lim = float(max(np.abs(P).max(), np.abs(dXX).max())) or 1.0
+    links = {}
+    for u, v in np.ndindex(H, Wd):
+        terms = [
+            f"({_fmt(P[u + a, v + c])})({_fmt(K[a, c])})"
+            for a in range(kh)
+            for c in range(kw)
+            if P[u + a, v + c] != 0 and K[a, c] != 0
+        ]
+        text = (
+            f"{_sub('∂L/∂XX', u, v)} = the outlined patch of pad(∂L/∂L1) times "
+            "rot180(W), summed: "
+            f"{' + '.join(terms) or '0'} = {_fmt(dXX[u, v])}."
+        )
+        links[cell_id("dXX", u, v)] = link(
+            [cell_id("dXX", u, v)], [window("P", u, v, kh, kw)], text
+        )
+    return {
+        "panels": [
+            _panel("P", "pad(∂L/∂L1)", P + 0.0, scale="div", limit=lim, classes=pad),
+            _panel("K", "rot180(W)", K, scale="div", op="⋆"),
+            _panel(
+                "dXX",
+                "∂L/∂XX",
+                dXX,
+                scale="div",
+                limit=lim,
+                op="=",
+                classes=np.where(dXX == 0, "zero", ""),
+            ),
+        ],
+        "links": links,
+        "caption": "Each cell of ∂L/∂XX reads a 3×3 patch of the padded gradient with "
+        "the rotated kernel.",
+        "legend": {"pad": "padding (zeros)"},
+        "focus": cell_id("dXX", 0, 0),
+    }
 
 
 # ---------------------------------------------------------------------------
 # The explorable: change one pixel, follow the gradient back to the image
 # ---------------------------------------------------------------------------
 
-#: The values the explorable offers for the chosen pixel ("as drawn" keeps the image's own value).
-PIXEL_VALUES = ("as drawn", -6, 6)
+#: What the explorable can set the chosen pixel to: the values the image holds, -2 to 2
+#: ("as drawn" keeps the pixel's own value).
+PIXEL_VALUES = ("as drawn", -2, -1, 0, 1, 2)
 
 
-def tiny_state(XX=XX, relu: bool = False, pixel=None) -> dict:
-    """What the explorable draws for image ``XX`` (6x6) with or without the ReLU: the image
-    (``pixel`` = ``(row, col)`` marked ``sel``), what the pool sees (its maxima ``win``, a tie of a
-    window ``tie``), the gradient G_L1 that the pool routes back, and G_XX.  Links: hover a cell of
-    G_XX to see which cells of L1 read that pixel and which of them carry gradient (the sum of
-    G_L1[i, j] * W[u - i, v - j]); hover a cell of L1 to see its 3x3 patch of the image.  Every
-    number comes from :func:`forward` and :func:`backward` (the core)."""
-    def fmt(v):  # the tiny network's numbers are exact binary fractions: print them in full
-        return format_value(v, "{:g}") if v != 0 else "0"
+def _cells(n: int, word: str = "cell") -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
+
+def tiny_state(XX=XX, relu: bool = False, pixel: Tuple[int, int] = (1, 1)) -> dict:
+    """What chapter 5's explorable draws for image ``XX`` (6x6) with or without the ReLU
+    (the book's W, b, WW and t): the image with the chosen ``pixel`` marked (``sel``),
+    the map the pool reads with its maxima (``win``; ``tie`` for the other maxima of a
+    tied window), ∂L/∂L1 and ∂L/∂XX.  The chosen pixel is followed: its read-out says
+    which cells of L1 read it, which of them carry gradient, and the sum
+    ∂L/∂XX<sub>uv</sub> = Σ ∂L/∂L1<sub>ij</sub> W<sub>u−i,v−j</sub>. Hover a cell of L1
+    (or of ∂L/∂L1) to see the patch of the image it reads.  Every number comes from
+    :func:`forward` and :func:`backward` (the core)."""
     p = forward(XX, W, WW, TARGET, relu=relu)
     g = backward(p)
     XX = p.XX
     kh, kw = W.shape
-    Ho, Wo = p.A.shape
+    Ho, Wo = p.A1.shape
     won = core.maxpool2d_mask(p.pool_cache)[0, 0] > 0
-    shares = core.maxpool2d_winners(p.A, 2, 2)                      # (2, 2, 2, 2); ties: who else
-    A_cls = np.where(won, "win", "").astype(object)
-    for i, j in np.ndindex(2, 2):
-        win = p.A[2 * i:2 * i + 2, 2 * j:2 * j + 2]
-        tied = (win == win.max()) & (shares[i, j] == 0)
-        for a, b in zip(*np.nonzero(tied)):
-            A_cls[2 * i + a, 2 * j + b] = "tie"
+    A_cls = _winner_classes(p.A1)
+    u, v = (int(pixel[0]), int(pixel[1]))
     x_cls = np.full(XX.shape, "", dtype=object)
-    if pixel is not None:
-        x_cls[pixel] = "sel"
-    name = "ReLU(L1)" if relu else "L1"
-    dA, dXX = g["dL1"] + 0.0, g["dXX"] + 0.0
-    lim = float(np.max(np.abs(dXX))) or 1.0
+    x_cls[u, v] = "sel"
+    name = "A1" if relu else "L1"
+    dL1, dXX = g["dL1"] + 0.0, g["dXX"] + 0.0
+    lim = float(max(np.abs(dL1).max(), np.abs(dXX).max())) or 1.0
     panels = [
-        panel("XX", "image XX", XX, scale="div", classes=x_cls),
-        panel("A", f"{name}, maxima marked", p.A, scale="div", classes=A_cls,
-              windows=[window("A", 2 * i, 2 * j, 2, 2) for i in range(Ho // 2) for j in range(Wo // 2)]),
-        panel("G", "G_L1 = dL/dL1", dA, scale="div", text=[[fmt(v) for v in row] for row in dA]),
-        panel("dXX", "G_XX = dL/dXX", dXX, scale="div", limit=lim, text=[[fmt(v) for v in row] for row in dXX]),
+        _panel("XX", "XX", XX, scale="div", classes=x_cls),
+        _panel(
+            "A",
+            "A1 = ReLU(L1)" if relu else "L1",
+            p.A1,
+            scale="div",
+            classes=A_cls,
+            windows=[
+                window("A", 2 * i, 2 * j, 2, 2)
+                for i in range(Ho // 2)
+                for j in range(Wo // 2)
+            ],
+        ),
+        _panel(
+            "G",
+            "∂L/∂L1",
+            dL1,
+            scale="div",
+            limit=lim,
+            classes=np.where(dL1 == 0, "zero", ""),
+        ),
+        _panel(
+            "dXX",
+            "∂L/∂XX",
+            dXX,
+            scale="div",
+            limit=lim,
+            classes=np.where(dXX == 0, "zero", ""),
+        ),
     ]
     links = {}
     for i, j in np.ndindex(Ho, Wo):
-        state = ("a maximum: G_L1 = " + fmt(dA[i, j]) if won[i, j] else "not a maximum: G_L1 = 0")
-        text = f"{name}[{i},{j}] = {fmt(p.A[i, j])} reads the 3×3 patch of XX outlined; {state}."
+        if won[i, j] and dL1[i, j] != 0:
+            state = (
+                f"a maximum that passes gradient: {_sub('∂L/∂L1', i, j)} = "
+                f"{_fmt(dL1[i, j])}"
+            )
+        elif won[i, j]:
+            state = f"a maximum, but {_sub('∂L/∂L1', i, j)} = 0 (ReLU′ = 0 there)"
+        else:
+            state = f"not a maximum: {_sub('∂L/∂L1', i, j)} = 0"
+        text = (
+            f"{_sub(name, i, j)} = {_fmt(p.A1[i, j])} reads the outlined 3×3 patch "
+            f"of XX; {state}."
+        )
         cells = [cell_id("A", i, j), cell_id("G", i, j)]
-        if dA[i, j] != 0:
-            cells += [cell_id("dXX", i + a, j + b) for a in range(kh) for b in range(kw)]
+        if dL1[i, j] != 0:
+            cells += [
+                cell_id("dXX", i + a, j + b) for a in range(kh) for b in range(kw)
+            ]
         lk = link(cells, [window("XX", i, j, kh, kw)], text)
         links[cell_id("A", i, j)] = links[cell_id("G", i, j)] = lk
-    for u, v in np.ndindex(*XX.shape):
-        readers = [(i, j) for i in range(max(0, u - kh + 1), min(Ho, u + 1))
-                   for j in range(max(0, v - kw + 1), min(Wo, v + 1))]
-        carry = [(i, j) for i, j in readers if dA[i, j] != 0]
-        if carry:
-            terms = " + ".join(f"({fmt(dA[i, j])})({fmt(W[u - i, v - j])})" for i, j in carry)
-            text = (f"XX[{u},{v}] is read by {len(readers)} cells of L1; {len(carry)} carry gradient: "
-                    f"G_XX[{u},{v}] = {terms} = {fmt(dXX[u, v])}.")
-        else:
-            text = (f"XX[{u},{v}] is read by {len(readers)} cells of L1, none of them a maximum "
-                    f"that passes gradient: G_XX[{u},{v}] = 0.")
-        cells = [cell_id("XX", u, v), cell_id("dXX", u, v)] + [cell_id(q, i, j) for i, j in carry for q in ("A", "G")]
-        lk = link(cells, [window("XX", i, j, kh, kw) for i, j in carry], text)
-        links[cell_id("XX", u, v)] = links[cell_id("dXX", u, v)] = lk
-    maxima = ", ".join(f"({int(r)},{int(c)})" for r, c in zip(p.pool_cache.rows.ravel(), p.pool_cache.cols.ravel()))
-    caption = f"L2 = {p.L2[0, 0]:g}, loss = {p.loss:g}; maxima of {name} at {maxima}."
-    ties = [f"({i},{j})" for i, j in np.ndindex(2, 2) if (A_cls[2 * i:2 * i + 2, 2 * j:2 * j + 2] == "tie").any()]
+    # Only the chosen pixel is followed in XX and ∂L/∂XX: when the sliders choose
+    # another pixel, the view finds the old one no longer followable and follows the
+    # new one (the state's focus).
+    readers = [
+        (i, j)
+        for i in range(max(0, u - kh + 1), min(Ho, u + 1))
+        for j in range(max(0, v - kw + 1), min(Wo, v + 1))
+    ]
+    carry = [(i, j) for i, j in readers if dL1[i, j] != 0]
+    if carry:
+        terms = " + ".join(
+            f"({_fmt(dL1[i, j])})({_fmt(W[u - i, v - j])})" for i, j in carry
+        )
+        text = (
+            f"XX<sub>{u}{v}</sub> = {_fmt(XX[u, v])} is read by "
+            f"{_cells(len(readers))} of L1; "
+            f"{len(carry)} carr{'ies' if len(carry) == 1 else 'y'} gradient: "
+            f"{_sub('∂L/∂XX', u, v)} = {terms} = {_fmt(dXX[u, v])}."
+        )
+    else:
+        text = (
+            f"XX<sub>{u}{v}</sub> = {_fmt(XX[u, v])} is read by "
+            f"{_cells(len(readers))} of L1, "
+            f"none of them a maximum that passes gradient: {_sub('∂L/∂XX', u, v)} = 0."
+        )
+    cells = [cell_id("XX", u, v), cell_id("dXX", u, v)] + [
+        cell_id(q, i, j) for i, j in carry for q in ("A", "G")
+    ]
+    lk = link(cells, [window("XX", i, j, kh, kw) for i, j in carry], text)
+    links[cell_id("XX", u, v)] = links[cell_id("dXX", u, v)] = lk
+    maxima = ", ".join(
+        f"({int(r)},{int(c)})"
+        for r, c in zip(p.pool_cache.rows.ravel(), p.pool_cache.cols.ravel())
+    )
+    caption = (
+        f"L2 = {_fmt(p.L2[0, 0])}, L = {_fmt(p.loss)}; maxima of {name} at {maxima}."
+    )
+    ties = [
+        f"({i},{j})"
+        for i, j in np.ndindex(2, 2)
+        if (A_cls[2 * i : 2 * i + 2, 2 * j : 2 * j + 2] == "tie").any()
+    ]
     if ties:
-        caption += f" Tie in window {', '.join(ties)}: the first maximum (row-major) gets the gradient."
-    return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dXX", 0, 0)}
+        caption += (
+            f" Tied window{'s' if len(ties) > 1 else ''} {', '.join(ties)}: "
+            "the first maximum "
+            "(row by row) gets the gradient."
+        )
+    return {
+        "panels": panels,
+        "links": links,
+        "caption": caption,
+        "focus": cell_id("dXX", u, v),
+        "legend": {
+            "sel": "the chosen pixel",
+            "win": "maximum of its window",
+            "tie": "equal to the maximum",
+            "window": "pooling window",
+        },
+    }
 
 
 class TinyNetworkRoute(Explorable):
-    """Chapter 5: change one pixel of the image, with or without the ReLU, and watch the maxima
-    and the whole route of the gradient back to the image follow.
+    """Chapter 5: choose a pixel of the image, change it, with or without the ReLU, and
+    watch the maxima and the whole route of the gradient back to the image follow.
 
-    Controls: the pixel's row and column, its value (:data:`PIXEL_VALUES`; "as drawn" keeps the
-    image's own value), the ReLU after the convolution (example (b))."""
+    Controls: the pixel's row and column (the read-out follows that pixel), its value
+    (:data:`PIXEL_VALUES`; "as drawn" keeps the image's own value), the ReLU after the
+    convolution (example (b))."""
 
     TITLE = "The tiny network backwards: the route is decided by the forward pass"
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
-
     def make_controls(self):
-        return [control("row", "pixel row", list(range(6)), default=1),
-                control("col", "pixel column", list(range(6)), default=1),
-                control("value", "its value", list(PIXEL_VALUES), default="as drawn",
-                        labels=["as drawn", "−6", "6"]),
-                control("relu", "ReLU after the convolution", [False, True], kind="toggle")]
+        return [
+            control("row", "pixel row u", list(range(6)), default=1),
+            control("col", "pixel column v", list(range(6)), default=1),
+            control(
+                "value",
+                "set it to",
+                list(PIXEL_VALUES),
+                default="as drawn",
+                labels=[str(v).replace("-", "−") for v in PIXEL_VALUES],
+            ),
+            control("relu", "ReLU after the convolution", [False, True], kind="toggle"),
+        ]
 
     def state(self, row, col, value, relu):
         xx = XX.copy()
