@@ -7,14 +7,12 @@ in dark mode, nothing wider than a 390 px phone, at most 400 KB per page."""
 import json
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
 
-from browser_support import (ROOT, page_explorables, recompute, require_browser, run_check_pages,
-                             static_redraw_summary)
+from browser_support import ROOT, page_explorables, recompute, require_browser, run_check_pages, static_redraw_summary
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
 

@@ -15,7 +15,6 @@ import mlp_cnn_core as core
 import mlp_cnn_exercises as ex
 from mlp_cnn_exercises import check_numerical_gradient, relative_error, suspect_layers
 
-
 # ---------------------------------------------------------------------------
 # Correct gradient checks, written four ways
 # ---------------------------------------------------------------------------

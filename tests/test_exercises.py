@@ -18,9 +18,15 @@ import pytest
 
 import mlp_cnn_core as core
 import mlp_cnn_exercises as ex
-from mlp_cnn_exercises import (check_avgpool_backward, check_conv_backward, check_maxpool_backward,
-                               check_maxpool_forward, check_numerical_gradient, check_relu_backward,
-                               check_softmax_cross_entropy)
+from mlp_cnn_exercises import (
+    check_avgpool_backward,
+    check_conv_backward,
+    check_maxpool_backward,
+    check_maxpool_forward,
+    check_numerical_gradient,
+    check_relu_backward,
+    check_softmax_cross_entropy,
+)
 
 CHECKERS = (check_relu_backward, check_maxpool_forward, check_maxpool_backward,
             check_avgpool_backward, check_conv_backward, check_softmax_cross_entropy, check_numerical_gradient)

@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 import mlp_cnn_core as core
-from cnnviz.conv import (ConvInputCell, conv_matrix, conv_matrix_state, full_correlation_state, influence,
-                         input_cell_state, prepared_gradient, upstream_values)
+from cnnviz.conv import (
+    ConvInputCell,
+    conv_matrix,
+    conv_matrix_state,
+    full_correlation_state,
+    influence,
+    input_cell_state,
+    prepared_gradient,
+    upstream_values,
+)
 from cnnviz.draw import format_value
 from cnnviz.explorable import call, figure, rebuild
 

@@ -14,8 +14,18 @@ import pytest
 import mlp_cnn_core as core
 from cnnviz import explorable as ex
 from cnnviz.draw import format_value as fv
-from cnnviz.expansion import (SIZES, VMAX, TiesAndOverlap, expansion_state, naive_expansion,
-                              overlap_state, policies_state, tie_marks, tie_values, upstream_gradient)
+from cnnviz.expansion import (
+    SIZES,
+    VMAX,
+    TiesAndOverlap,
+    expansion_state,
+    naive_expansion,
+    overlap_state,
+    policies_state,
+    tie_marks,
+    tie_values,
+    upstream_gradient,
+)
 
 POLICIES = ("first", "all", "split")
 

@@ -14,8 +14,16 @@ import pytest
 import mlp_cnn_core as core
 from cnnviz import explorable as ex
 from cnnviz.draw import format_value as fv
-from cnnviz.maxpool import (MaxPoolRouting, coverage, parse_matrix, random_input, random_upstream,
-                            routing_figure_state, routing_state, window_class)
+from cnnviz.maxpool import (
+    MaxPoolRouting,
+    coverage,
+    parse_matrix,
+    random_input,
+    random_upstream,
+    routing_figure_state,
+    routing_state,
+    window_class,
+)
 
 
 def brute_force(x, k, s):

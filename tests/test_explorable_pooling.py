@@ -15,8 +15,15 @@ import pytest
 
 import cnnviz
 from cnnviz.explorable import rebuild
-from cnnviz.pooling import (SIZES, PoolingRouting, compare_state, comparison_state,
-                            input_values, pooling_state, upstream_values)
+from cnnviz.pooling import (
+    SIZES,
+    PoolingRouting,
+    compare_state,
+    comparison_state,
+    input_values,
+    pooling_state,
+    upstream_values,
+)
 
 
 def fmt(v):

@@ -19,9 +19,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from browser_support import BROWSER_DIR, require_browser
 
 import cnnviz
+from browser_support import BROWSER_DIR, require_browser
 from cnnviz.explorable import LEGEND, REGISTRY, StateFigure, call, cell_id, figure, link, matrices, panel, window
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,6 @@ import base64
 import copy
 import html
 import importlib.util
-import json
 import re
 import shutil
 import subprocess

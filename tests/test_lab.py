@@ -14,18 +14,16 @@ JupyterLab runs on the edition written into a temporary folder (autosave never t
 repository).
 LAB_CHAPTERS=02,09 limits the chapters; LAB_REPORT=path keeps the report (with the Run All
 times and the redraw timings) for benchmarks/bench_redraw.py."""
+import importlib.util
 import json
 import os
 import re
 import subprocess
-
-import importlib.util
 import sys
 
 import pytest
 
-from browser_support import (BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, lab_chapters, live_summary,
-                             require_browser)
+from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, lab_chapters, live_summary, require_browser
 
 pytestmark = [pytest.mark.lab, pytest.mark.book]
 

@@ -21,8 +21,8 @@ otherwise build the book once into a temporary folder.
 """
 from __future__ import annotations
 
-import importlib.util
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -30,12 +30,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import types
 import unicodedata
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from browser_support import CHROMIUM, ROOT, require_browser
