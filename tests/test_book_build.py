@@ -203,25 +203,7 @@ def test_saved_explorables_hold_the_core_states(html, name):
 
 
 # --- every page reads well: check_layout.js's pass on each page ---------------------------------
-# Pages that do not pass yet, by check, as of issue 14: the chapters still have code and printed
-# lines over 88 characters, displays wider than the column, PNG figures (bright in dark mode,
-# shrunk on a phone) and \color{...} in math. Each entry is an expected failure (strict: a page
-# that passes fails the test until it is taken off this list). Remove them as the chapters are
-# fixed; `node tests/browser/check_layout.js BASE OUTDIR book/NN_name.html` lists a page's offenders.
-TO_FIX = {
-    "code": CHAPTERS,
-    "equations": ["01_tiny_cnn_forward", "04_relu_derivative", "05_tiny_cnn_backward", "06_dense_softmax"],
-    "dark": CHAPTERS,
-    "contrast": ["01_tiny_cnn_forward", "02_maxpool_mask", "04_relu_derivative", "05_tiny_cnn_backward",
-                 "06_dense_softmax"],
-    "phone figures": CHAPTERS,
-    "weight": ["03_gradient_expansion", "05_tiny_cnn_backward"],
-}
-
-
-def layout_pages(concern):
-    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=f"issue 14: {concern} to fix in the chapter"))
-            if p.split("/")[-1].removesuffix(".html") in TO_FIX.get(concern, []) else p for p in PAGES]
+# `node tests/browser/check_layout.js BASE OUTDIR book/NN_name.html` lists a page's offenders.
 
 
 def offenders(report, name, *checks):
@@ -232,7 +214,7 @@ def offenders(report, name, *checks):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("code"))
+@pytest.mark.parametrize("name", PAGES)
 def test_code_and_printed_lines_fit_the_column_at_1280(browser_report, name):
     """At 1280 px no code cell, printed output or code block scrolls: lines are at most 88
     characters (the rule, _static/book.css)."""
@@ -241,21 +223,21 @@ def test_code_and_printed_lines_fit_the_column_at_1280(browser_report, name):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("equations"))
+@pytest.mark.parametrize("name", PAGES)
 def test_display_equations_fit_the_column_at_1280(browser_report, name):
     found, text = offenders(browser_report, name, "equation-clipped")
     assert not found, f"display equations wider than the column (break or stack them):\n{text}"
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("boxes"))
+@pytest.mark.parametrize("name", PAGES)
 def test_nothing_else_is_cut_off_at_1280(browser_report, name):
     found, text = offenders(browser_report, name, "box-clipped", "sticks-out")
     assert not found, text
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("figures"))
+@pytest.mark.parametrize("name", PAGES)
 def test_figures_are_shown_at_their_drawn_size_with_legible_text(browser_report, name):
     """At 1280 px a figure shows at 80 % of its drawn width or more, and an SVG figure's text
     at 11 px or more."""
@@ -264,7 +246,7 @@ def test_figures_are_shown_at_their_drawn_size_with_legible_text(browser_report,
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("dark"))
+@pytest.mark.parametrize("name", PAGES)
 def test_no_bright_figure_box_in_dark_mode(browser_report, name):
     info = page_info(browser_report, name)["layout"]["info"]
     assert (info["lightTheme"], info["darkTheme"]) == ("light", "dark"), "the page did not switch themes"
@@ -273,14 +255,14 @@ def test_no_bright_figure_box_in_dark_mode(browser_report, name):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("contrast"))
+@pytest.mark.parametrize("name", PAGES)
 def test_figure_text_and_coloured_math_keep_their_contrast(browser_report, name):
     found, text = offenders(browser_report, name, "text-contrast")
     assert not found, f"below 4.5:1 (mark maxima with latex_matrix(..., color='theme'), not \\color):\n{text}"
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("phone"))
+@pytest.mark.parametrize("name", PAGES)
 def test_page_fits_a_phone(browser_report, name):
     """At 390 px, in light and dark mode, the page never scrolls sideways: what is wider scrolls
     inside its own box."""
@@ -291,14 +273,14 @@ def test_page_fits_a_phone(browser_report, name):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("phone figures"))
+@pytest.mark.parametrize("name", PAGES)
 def test_figures_scroll_rather_than_shrink_on_a_phone(browser_report, name):
     found, text = offenders(browser_report, name, "phone-figure-shrunk")
     assert not found, text
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", layout_pages("weight"))
+@pytest.mark.parametrize("name", PAGES)
 def test_page_weighs_at_most_400_kb(browser_report, name):
     """The page's HTML gzipped (with its widget state and inline figures) plus its own images."""
     found, text = offenders(browser_report, name, "page-weight")
