@@ -158,7 +158,10 @@ function windowRect(L, w, base, inset) {
     `width="${Math.max(2, wd * L.cw - 2 * inset)}" height="${Math.max(2, h * CELL_H - 2 * inset)}"></rect>`;
 }
 
-const windowInset = (w) => 2 + 3 * Math.max(0, ...String(w[5] || "").split(" ").map((t) => WINDOW_LEVEL[t] || 0));
+// A one-cell window (a mark on an output cell) keeps to the cell's edge: staggering it would draw its
+// outline through the number.
+const windowInset = (w) => (w[3] === 1 && w[4] === 1 ? 2
+  : 2 + 3 * Math.max(0, ...String(w[5] || "").split(" ").map((t) => WINDOW_LEVEL[t] || 0)));
 
 function panelSVG(p, readable) {
   const L = layout(p);
