@@ -341,6 +341,20 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240501)
 
 
+@pytest.fixture(autouse=True)
+def no_figure_left_open():
+    """pyplot keeps every figure it makes open in the process until it is closed: a test that
+    leaves one open would change what a later test in the same worker sees (the figures'
+    numbers, ``plt.get_fignums()``).  So each test closes what it draws; one that does not
+    fails here, at its source, and its figures are closed before the next test starts."""
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    left = plt.get_fignums() if plt is not None else []
+    if left:
+        plt.close("all")
+        pytest.fail(f"the test left {len(left)} matplotlib figure(s) open: close what it draws")
+
+
 @pytest.fixture(scope="session")
 def core():
     import mlp_cnn_core

@@ -11,6 +11,7 @@ numbers.  Every state of the control grid is checked (a full sweep).
 import itertools
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -333,4 +334,5 @@ def test_curve_figure():
         "ReLU′(x) = 1[x > 0]",
     ]
     html = mplfig.figure_html(fig)["text/html"]
+    plt.close(fig)
     assert "<svg" in html and "central difference" in html

@@ -6,6 +6,7 @@ network diagram."""
 
 import re
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -590,4 +591,5 @@ def test_network_figure(relu, backward):
     assert n_cells == 36 + 16 + (16 if relu else 0) + 4 + 4 + 1
     assert fig.get_size_inches()[0] * 96 <= mplfig.COLUMN_PX + 0.5
     html = mplfig.figure_html(fig)["text/html"]  # refuses a figure too wide
+    plt.close(fig)
     assert "<svg" in html
