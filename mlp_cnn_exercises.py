@@ -25,13 +25,14 @@ channels, non-square inputs and kernels, logits of +-1000.
   exercise (``=`` for ``+=``, the tie mask ``x == max``, zero padding in max pooling, a
   kernel not rotated, a missing ``/N``, ...), computes what each of them returns on the
   failing case, and names the bug whose result equals the reader's (a bug whose other
-  outputs agree with the reader's too goes first; all of them when several coincide).  When none does, the hint says so, points at the first wrong cell
-  (which windows hold it, which cells it depends on) and at what the case exercises,
-  without guessing a cause.  A result of the wrong shape is described axis by axis, with
-  the size each usual mistake gives (padding not cropped off, the stride ignored, rows
-  and columns swapped, ...).  NaN and infinities are compared by where they are: a NaN
-  never matches an infinity.  An exception raised by the reader's function, a result of
-  the wrong type or dtype, or an input modified in place fail the same way.
+  outputs agree with the reader's too goes first; all of them when several coincide).
+  When none does, the hint says so, points at the first wrong cell (which windows hold
+  it, which cells it depends on) and at what the case exercises, without guessing a
+  cause.  A result of the wrong shape is described axis by axis, with the size each
+  usual mistake gives (padding not cropped off, the stride ignored, rows and columns
+  swapped, ...).  NaN and infinities are compared by where they are: a NaN never
+  matches an infinity.  An exception raised by the reader's function, a result of the
+  wrong type or dtype, or an input modified in place fail the same way.
 * The function still raises ``NotImplementedError`` on the first case (an unfilled
   stub): the checker prints "not implemented yet" and returns ``None``, so a chapter
   runs from top to bottom before the reader has written anything.
