@@ -43,7 +43,8 @@ def test_chapter_page_teaches_without_a_kernel(html, name):
     assert re.search(r'class="[^"]*solution[^"]*dropdown', text), "solutions must be folded"
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = cfg["repository"]["url"].split("github.com/")[1]
-    assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb" in text  # the JupyterLab edition
+    lab_edition = f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb"
+    assert lab_edition in text
     assert "Traceback" not in text, "a stored error or traceback is shown on the page"
 
 
@@ -77,7 +78,8 @@ def test_page_ships_what_its_scripts_need(html, name):
             assert len(fonts) == 3, f"the widget fonts are missing in book/{sub}"
     if page_explorables(text):
         front = path.parent / "anywidget.js"
-        assert front.exists() and "define(" in front.read_text(encoding="utf-8"), "anywidget.js must sit next to the page"
+        assert front.exists() and "define(" in front.read_text(encoding="utf-8"), \
+            "anywidget.js must sit next to the page"
         assert (path.parent / "anywidget.LICENSE.txt").exists()
 
 

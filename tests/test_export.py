@@ -300,7 +300,8 @@ def gated_notebook():
         code("print('setup')", metadata={"tags": ["remove-cell"]}),
         md("## Exercises\n\n```{exercise} First\n:label: ex-b-1\nDo it.\n```"),
         code("def f(): pass", metadata={"tags": ["hide-input"]}),
-        md("```{solution-start} ex-b-1\n:class: dropdown\n```\n\nWe loop.", metadata={"jupyter": {"source_hidden": True}}),
+        md("```{solution-start} ex-b-1\n:class: dropdown\n```\n\nWe loop.",
+           metadata={"jupyter": {"source_hidden": True}}),
         code("f()", metadata={"jupyter": {"source_hidden": True}}),
         md("And check $x$."),
         code("assert True"),
@@ -537,8 +538,9 @@ LINK = re.compile(r'\[((?:[^\[\]]|\\\[|\\\])*)\]\((\S+?)(?: "((?:[^"\\]|\\.)*)")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_citations_and_links_are_the_pages(editions, chapter, book_html):
     page = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
+    citation = r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>'
     cited = {(m.group(1), html.unescape(re.sub(r"<[^>]+>", "", m.group(2))))
-             for m in re.finditer(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', page)}
+             for m in re.finditer(citation, page)}
     nb = exported(editions, chapter)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     ours, anchors_needed = set(), []
@@ -577,8 +579,9 @@ def test_lab_edition_links_chapters_to_notebooks_that_exist(editions):
 @pytest.mark.book
 def test_export_refuses_a_build_older_than_a_chapter(book_html, tmp_path):
     root = tmp_path / "repo"
+    root.mkdir()
     for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name) if root.exists() else (root.mkdir(), shutil.copy(ROOT / name, root / name))
+        shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
     build = tmp_path / "build"
     shutil.copytree(book_html.parent / ".doctrees", build / ".doctrees")
@@ -721,7 +724,8 @@ def test_small_book_figures_exercises_and_references_read_as_on_its_pages(mini):
     numrefs = [page_text(t) for t in re.findall(r'<span class="std std-numref">(.*?)</span>', page)]
     assert numrefs == ["Fig. 1.1", "Figure 1.1"]
     assert re.findall(r"\[(Fig\. 1\.1|Figure 1\.1)\]", md) == numrefs
-    exercises = [page_text(t) for t in re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?|Exercise.*?)</p>', page)]
+    titles = re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?|Exercise.*?)</p>', page)
+    exercises = [page_text(t) for t in titles]
     assert exercises == ["Exercise 1.1 (First)", "Exercise 1.2", "Exercise (Not numbered)"]
     assert re.findall(r"^#{2,6} (Exercise\b(?!s).*)$", md, re.M) == exercises
     solutions = [page_text(t) for t in re.findall(r'<p class="admonition-title">(Solution to.*?)</p>', page)]

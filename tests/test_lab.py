@@ -100,7 +100,7 @@ def test_citations_and_references_resolve(lab_report, name):
 @pytest.mark.parametrize("name", list(CHAPTERS))
 def test_links_to_other_chapters_name_their_notebooks(lab_report, name):
     links = chapter(lab_report, name)["beforeRun"]["chapterLinks"]
-    broken = [l for l in links if l["found"] != "notebook"]
+    broken = [link for link in links if link["found"] != "notebook"]
     assert not broken, broken[:5]
 
 

@@ -209,7 +209,8 @@ def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words
     """JupyterLab's sanitizer (untrusted notebooks) removes <style> and <svg> tags but keeps
     their text: the drawing's box is `hidden` unless the figure's own style shows it."""
     html = as_shown(curves())["text/html"]
-    m = re.match(r'<div class="cnn-figure"[^>]*>(<style>[^<]*</style>)<div class="cnn-figure-draw" hidden="hidden"><svg', html)
+    m = re.match(r'<div class="cnn-figure"[^>]*>(<style>[^<]*</style>)'
+                 r'<div class="cnn-figure-draw" hidden="hidden"><svg', html)
     assert m and ".cnn-figure>.cnn-figure-draw{display:block!important}" in m.group(1)
     assert ".cnn-figure>.cnn-figure-untrusted{display:none}" in m.group(1)
     sanitized_view = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
@@ -219,6 +220,8 @@ def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words
 
 
 # --- the layout checker finds each kind of offender ------------------------------------------------
+WIDE_WHITE_IMAGE = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E"
+                    "%3Crect width='1000' height='100' fill='%23fff'/%3E%3C/svg%3E")
 SYNTHETIC = """<!doctype html><html data-theme="light"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
@@ -236,7 +239,7 @@ mjx-math {{ display: inline-block; width: 900px; height: 20px; }}
 <h2>Code</h2><pre>{long_line}</pre>
 <h2>Math</h2><mjx-container display="true"><mjx-math></mjx-math></mjx-container>
 <h2>Box</h2><div class="clip"><div class="wide"></div></div>
-<h2>Figure</h2><div class="cell_output"><img width="1000" height="100" src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E%3Crect width='1000' height='100' fill='%23fff'/%3E%3C/svg%3E"></div>
+<h2>Figure</h2><div class="cell_output"><img width="1000" height="100" src="{wide_white_image}"></div>
 <div class="cnn-figure"><svg class="cnn-figure-svg" width="300" height="100" viewBox="0 0 300 100"
  style="width:100%;max-width:300px;display:block"><rect width="300" height="60" fill="#ffffff"/>
  <text x="10" y="85" style="font-size: 6px; fill: #000000">tiny black text</text></svg></div>
@@ -257,7 +260,8 @@ def test_the_layout_checker_finds_each_kind_of_offender(tmp_path):
     require_browser()
     page = tmp_path / "site" / "bad.html"
     page.parent.mkdir()
-    page.write_text(SYNTHETIC.format(long_line="x = 1  # " + "a" * 120, padding=base64.b64encode(os.urandom(450_000)).decode()))
+    page.write_text(SYNTHETIC.format(long_line="x = 1  # " + "a" * 120, wide_white_image=WIDE_WHITE_IMAGE,
+                                     padding=base64.b64encode(os.urandom(450_000)).decode()))
     out = tmp_path / "out"
     with serve(page.parent) as base:
         res = subprocess.run(["node", str(ROOT / "tests" / "browser" / "check_layout.js"), base, str(out), "bad.html"],
