@@ -26,8 +26,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:  # the core lives at the project root
-    sys.path.insert(0, _ROOT)
+# the core lives at the project root; the build's scripts (export_notebooks, ...) in scripts/
+for _path in (os.path.join(_ROOT, "scripts"), _ROOT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 settings.register_profile(
     "core",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import copy
 import html
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -29,20 +28,10 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+import export_notebooks as E
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_exporter():
-    if "export_notebooks" in sys.modules:
-        return sys.modules["export_notebooks"]
-    spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["export_notebooks"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-E = load_exporter()
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 BASE = E.pages_base_url(CONFIG)
 

@@ -38,6 +38,7 @@ import pytest
 import tomllib
 import yaml
 
+import export_notebooks as E
 from browser_support import CHROMIUM, ROOT, require_browser
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
@@ -132,19 +133,7 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     assert str(build_step.get("env", {}).get("BOOK_PDF_LINK")) == "1"
 
 
-def export_module():
-    import importlib.util
-
-    if "export_notebooks" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["export_notebooks"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["export_notebooks"]
-
-
 def test_pages_workflow_publishes_the_colab_edition_where_the_buttons_point():
-    E = export_module()
     pages = workflow("pages.yml")
     assert pages["permissions"]["contents"] == "read", "only the job that pushes the edition may write"
     lines = run_lines(pages)
@@ -169,7 +158,6 @@ def test_pages_workflow_publishes_the_colab_edition_where_the_buttons_point():
 
 
 def test_binder_writes_the_jupyterlab_edition_that_its_buttons_open():
-    E = export_module()
     post = ROOT / "postBuild"
     assert post.exists() and os.access(post, os.X_OK), "repo2docker runs an executable postBuild"
     assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists(), \
@@ -225,7 +213,6 @@ def test_setup_cell_installs_from_the_configured_repository(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_launches_its_editions_in_colab_and_binder(book_html, chapter):
-    E = export_module()
     org, repo, branch = repo_parts()
     name = chapter.rsplit("/", 1)[-1]
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
@@ -239,7 +226,6 @@ def test_chapter_page_launches_its_editions_in_colab_and_binder(book_html, chapt
 @pytest.fixture(scope="module")
 def colab_edition(book_html, tmp_path_factory):
     """The Colab edition written from this build, as the Pages workflow writes it."""
-    E = export_module()
     out = tmp_path_factory.mktemp("site") / E.EDITION_DIR
     E.export_book(out, E.BookIndex.from_build(ROOT, book_html.parent), "colab")
     return out
@@ -247,7 +233,6 @@ def colab_edition(book_html, tmp_path_factory):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_download_menu_offers_the_colab_edition_with_its_setup_cell(book_html, colab_edition, chapter):
-    E = export_module()
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
     name = chapter.rsplit("/", 1)[-1]
     href = "../" * chapter.count("/") + f"{E.EDITION_DIR}/{name}.ipynb"
