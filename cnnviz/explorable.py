@@ -128,9 +128,9 @@ import traitlets
 from .draw import format_value
 
 __all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "ViewSource", "view_source", "control",
-           "action", "panel", "link", "cell_id", "window", "rebuild", "figure", "call", "matrices", "figure_state",
-           "legend_entries", "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES", "state_key",
-           "gzip_size"]
+           "action", "panel", "link", "cell_id", "window", "pool_windows", "rebuild", "figure", "call", "matrices",
+           "figure_state", "legend_entries", "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES",
+           "state_key", "gzip_size"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -242,6 +242,12 @@ def window(panel_id: str, r: int, c: int, h: int, w: int, cls: str = "") -> List
     optionally together (``"c2 dead"``)."""
     cls = _check_classes(cls, WINDOW_CLASSES, f"window on {panel_id!r}")
     return [panel_id, int(r), int(c), int(h), int(w), cls]
+
+
+def pool_windows(panel_id: str, n: int, k: int = 2) -> List[List[Any]]:
+    """The ``n × n`` windows of a k×k pooling with stride k, outlined (dashed) on the panel of the
+    map it pools, row by row."""
+    return [window(panel_id, k * i, k * j, k, k) for i in range(n) for j in range(n)]
 
 
 def _text(v: Any, fmt: Optional[str]) -> str:

@@ -36,7 +36,7 @@ import mlp_cnn_train as train
 
 from . import mplfig
 from .draw import format_value
-from .explorable import Explorable, cell_id, control, link, panel, window
+from .explorable import Explorable, cell_id, control, link, panel, pool_windows, window
 
 __all__ = [
     "SEED",
@@ -380,11 +380,6 @@ def _fmt(v) -> str:
     return format_value(float(v) + 0.0, "{:g}")
 
 
-def _pool_windows(pid: str, n: int = 2, k: int = 2):
-    """The ``n x n`` pooling windows of size ``k`` on a panel (dashed)."""
-    return [window(pid, k * i, k * j, k, k) for i in range(n) for j in range(n)]
-
-
 def conv_state(XX=XX, W=W, i: int = 1, j: int = 2, b: float = BIAS) -> dict:
     """One cell of the convolution: the image with the 3x3 patch that output cell ``(i,
     j)`` reads, the kernel, and L1 = XX ⋆ W + b with that cell marked.  Links: each cell
@@ -490,7 +485,7 @@ def pool_state(A, name: str = "L1") -> dict:
                 scale="div",
                 limit=lim,
                 classes=cls,
-                windows=_pool_windows("A"),
+                windows=pool_windows("A", 2),
             ),
             _panel("M", "L1Max (2×2)", M, scale="div", limit=lim, op="→"),
         ],
@@ -569,7 +564,7 @@ def route_state(A1, dL1Max, L1=None) -> dict:
     out_name = "∂L/∂A1" if relu else "∂L/∂L1"
     panels = [
         _panel("dM", "∂L/∂L1Max", G, scale="div", limit=lim),
-        _panel("exp", "expanded", expanded, scale="div", limit=lim, op="→", windows=_pool_windows("exp")),
+        _panel("exp", "expanded", expanded, scale="div", limit=lim, op="→", windows=pool_windows("exp", 2)),
         _panel("mask", "mask of the maxima", mask, scale="none", op="⊙", classes=np.where(won, "win", "zero")),
         _gradient_panel("dA", out_name, dA1, lim, op="="),
     ]
