@@ -156,6 +156,20 @@ def out_size(size: int, k: int, s: int, p: int) -> int:
 # Geometry strategies
 # ---------------------------------------------------------------------------
 
+#: a seed for ``np.random.default_rng``
+SEEDS = st.integers(0, 2**31)
+
+
+def shapes(max_side: int, min_dims: int, max_dims: int):
+    """Array shapes of ``min_dims`` to ``max_dims`` axes, each of length 1 to ``max_side``."""
+    return st.lists(st.integers(1, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+def _side(draw, k: int, p: int, max_size: int) -> int:
+    """An input side that a window of size ``k`` with padding ``p`` fits in, up to ``max_size``
+    (or ``k``)."""
+    return draw(st.integers(max(1, k - 2 * p), max(max_size, k)))
+
 
 @dataclass
 class PoolCase:
@@ -209,15 +223,8 @@ def _int_or_pair(a: int, b: int, as_int: bool):
 
 
 @st.composite
-def pool_cases(
-    draw,
-    kinds=VALUE_KINDS,
-    max_lead: int = 2,
-    max_size: int = 11,
-    allow_none_stride=True,
-    max_kernel: int = 5,
-    max_stride: int = 4,
-) -> PoolCase:
+def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, allow_none_stride=True,
+               max_kernel: int = 5, max_stride: int = 4) -> PoolCase:
     """Pooling geometry: kernel 1..5 (kh != kw allowed), stride None/int/pair 1..4,
     padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading
     dims.
@@ -240,13 +247,12 @@ def pool_cases(
         stride = draw(st.integers(1, max_stride))
     else:
         stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
-    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
-    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    H, W = _side(draw, kh, ph, max_size), _side(draw, kw, pw, max_size)
     lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=max_lead)))
     kernel = _int_or_pair(kh, kw, draw(st.booleans()))
     padding = _int_or_pair(ph, pw, draw(st.booleans()))
     kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**31))
+    seed = draw(SEEDS)
     return PoolCase(lead + (H, W), kernel, stride, padding, kind, seed)
 
 
@@ -293,18 +299,8 @@ class ConvCase:
 
 
 @st.composite
-def conv_cases(
-    draw,
-    kinds=VALUE_KINDS,
-    max_n: int = 3,
-    max_c: int = 3,
-    max_f: int = 3,
-    max_size: int = 9,
-    max_kernel: int = 5,
-    max_stride: int = 4,
-    max_pad: int = 3,
-    bias=None,
-) -> ConvCase:
+def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: int = 3, max_size: int = 9,
+               max_kernel: int = 5, max_stride: int = 4, max_pad: int = 3, bias=None) -> ConvCase:
     """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding
     0..3."""
     kh = draw(st.integers(1, max_kernel))
@@ -320,8 +316,7 @@ def conv_cases(
         sh = sw = draw(st.integers(1, max_stride))
     else:
         sh, sw = draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))
-    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
-    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    H, W = _side(draw, kh, ph, max_size), _side(draw, kw, pw, max_size)
     N = draw(st.integers(1, max_n))
     C = draw(st.integers(1, max_c))
     F = draw(st.integers(1, max_f))
@@ -329,7 +324,7 @@ def conv_cases(
     padding = _int_or_pair(ph, pw, draw(st.booleans()))
     has_bias = draw(st.booleans()) if bias is None else bias
     kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**31))
+    seed = draw(SEEDS)
     return ConvCase((N, C, H, W), (F, C, kh, kw), stride, padding, has_bias, kind, seed)
 
 
