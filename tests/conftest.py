@@ -153,6 +153,35 @@ def out_size(size: int, k: int, s: int, p: int) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Independent references for one 2-D map: loops over the cells
+# ---------------------------------------------------------------------------
+
+
+def conv_loops(x, w, b=0.0):
+    """The valid cross-correlation of the map ``x`` with the square kernel ``w``, plus ``b``."""
+    H, Wd = x.shape
+    k = w.shape[0]
+    out = np.full((H - k + 1, Wd - k + 1), float(b))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for a in range(k):
+                for c in range(k):
+                    out[i, j] += x[i + a, j + c] * w[a, c]
+    return out
+
+
+def first_max(a, i, j, k=2):
+    """The first maximum of window (i, j) (k×k, stride k) in row-major order (a strict >
+    while scanning)."""
+    best = (k * i, k * j)
+    for r in range(k * i, k * i + k):
+        for c in range(k * j, k * j + k):
+            if a[r, c] > a[best]:
+                best = (r, c)
+    return best
+
+
+# ---------------------------------------------------------------------------
 # Geometry strategies
 # ---------------------------------------------------------------------------
 
