@@ -43,6 +43,7 @@ once, in a :class:`ViewSource` that every widget's small loader, ``static/loader
 * **windows** (:func:`window`): dashed blue by default; the classes ``c1`` … ``c4`` give up to four
   windows their own colour and line style, each inset a little more than the one before so windows
   that overlap stay visible; ``dead`` is a window that passes no gradient (dashed grey).
+  :func:`pool_windows` gives the windows of a k×k pooling with stride k on one panel.
 * **panel extras**: ``op`` -- a glyph drawn before the panel (``"⊙"``, ``"="``, ``"→"``, ``"+"``,
   ``"⋆"``); ``subtitle``; ``row_labels``/``col_labels``; ``new_row`` starts a new row of panels.
   Titles may use ``<sub>``/``<sup>`` (``"∂L/∂L1"``, ``"X<sub>uv</sub>"``).
