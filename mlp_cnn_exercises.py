@@ -25,13 +25,14 @@ channels, non-square inputs and kernels, logits of +-1000.
   exercise (``=`` for ``+=``, the tie mask ``x == max``, zero padding in max pooling, a
   kernel not rotated, a missing ``/N``, ...), computes what each of them returns on the
   failing case, and names the bug whose result equals the reader's (a bug whose other
-  outputs agree with the reader's too goes first; all of them when several coincide).  When none does, the hint says so, points at the first wrong cell
-  (which windows hold it, which cells it depends on) and at what the case exercises,
-  without guessing a cause.  A result of the wrong shape is described axis by axis, with
-  the size each usual mistake gives (padding not cropped off, the stride ignored, rows
-  and columns swapped, ...).  NaN and infinities are compared by where they are: a NaN
-  never matches an infinity.  An exception raised by the reader's function, a result of
-  the wrong type or dtype, or an input modified in place fail the same way.
+  outputs agree with the reader's too goes first; all of them when several coincide).
+  When none does, the hint says so, points at the first wrong cell (which windows hold
+  it, which cells it depends on) and at what the case exercises, without guessing a
+  cause.  A result of the wrong shape is described axis by axis, with the size each
+  usual mistake gives (padding not cropped off, the stride ignored, rows and columns
+  swapped, ...).  NaN and infinities are compared by where they are: a NaN never
+  matches an infinity.  An exception raised by the reader's function, a result of the
+  wrong type or dtype, or an input modified in place fail the same way.
 * The function still raises ``NotImplementedError`` on the first case (an unfilled
   stub): the checker prints "not implemented yet" and returns ``None``, so a chapter
   runs from top to bottom before the reader has written anything.
@@ -908,6 +909,18 @@ def _crop_hint(at: str, shift: str) -> str:
     return _CROP_HINT.format(at=at, shift=shift)
 
 
+def _stride_rows(seed: int) -> Tuple[tuple, tuple]:
+    """Two rows every pooling battery holds, x drawn with ``seed`` and ``seed + 1``: a size the
+    stride does not divide, and a stride larger than the window."""
+    return (
+        ("7×5 input, 2×2 windows, stride 2 (the stride does not divide: the last row is in no window)",
+         "sizes not divisible by the stride", _floats(seed, (1, 2, 7, 5)), 2, 2, 0,
+         "a size the stride does not divide: the last row lies in no window and gets 0"),
+        ("2×2 windows, stride 3 (gaps between the windows)", "stride larger than the kernel",
+         _ints(seed + 1, (1, 1, 7, 8), 0, 4), 2, 3, 0, "a stride larger than the window: cells between windows get 0"),
+    )
+
+
 _MAXPOOL_ROWS = (
     ("2×2 windows, stride 2, no ties (the source article's setting)", "2×2 stride 2",
      np.random.default_rng(10).permutation(16).astype(np.float64).reshape(1, 1, 4, 4), 2, 2, 0,
@@ -926,11 +939,7 @@ _MAXPOOL_ROWS = (
      "row i*stride - padding"),
     ("3×3 windows, stride 2, padding 1, all-negative ties, batch 2", "padding with ties",
      _ints(13, (2, 1, 5, 5), -3, -1), 3, 2, 1, "padding, overlapping windows and ties together, in a batch"),
-    ("7×5 input, 2×2 windows, stride 2 (the stride does not divide: the last row is in no window)",
-     "sizes not divisible by the stride", _floats(14, (1, 2, 7, 5)), 2, 2, 0,
-     "a size the stride does not divide: the last row lies in no window and gets 0"),
-    ("2×2 windows, stride 3 (gaps between the windows)", "stride larger than the kernel",
-     _ints(15, (1, 1, 7, 8), 0, 4), 2, 3, 0, "a stride larger than the window: cells between windows get 0"),
+    *_stride_rows(14),
     ("3×3 windows, stride 2 on a 7×7 map (neighbours share a row or a column), ties",
      "3×3 stride 2", _ints(16, (1, 1, 7, 7), 0, 3), 3, 2, 0,
      "windows that share a row or a column with their neighbours, and ties"),
@@ -1118,11 +1127,7 @@ _AVGPOOL_ROWS = (
      "padding with count_include_pad=True: every window divides by k*k, padded cells included"),
     ("3×3 windows, stride 2, padding 1, batch 2", "padding with overlap",
      _ints(23, (2, 1, 5, 5), 0, 9), 3, 2, 1, "padding and overlapping windows together, in a batch"),
-    ("7×5 input, 2×2 windows, stride 2 (the stride does not divide: the last row is in no window)",
-     "sizes not divisible by the stride", _floats(24, (1, 2, 7, 5)), 2, 2, 0,
-     "a size the stride does not divide: the last row lies in no window and gets 0"),
-    ("2×2 windows, stride 3 (gaps between the windows)", "stride larger than the kernel",
-     _ints(25, (1, 1, 7, 8), 0, 4), 2, 3, 0, "a stride larger than the window: cells between windows get 0"),
+    *_stride_rows(24),
     ("non-square 6×9 input, 3×3 windows, stride 2, padding 1, batch 2, 3 channels",
      "batches, channels, non-square inputs", _ints(26, (2, 3, 6, 9), 0, 9), 3, 2, 1,
      "a non-square input, batches and channels, with padding"),

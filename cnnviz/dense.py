@@ -18,7 +18,7 @@ flatten, a dense layer V to M classes, softmax and cross-entropy.  The chapter's
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 
@@ -26,7 +26,7 @@ import mlp_cnn_core as core
 import mlp_cnn_train as train
 
 from .draw import format_value
-from .explorable import Explorable, cell_id, control, link, panel, window
+from .explorable import Explorable, cell_id, control, link, panel, pool_windows
 
 __all__ = ["tiny_network", "forward_state", "backward_state", "flatten_state", "softmax_state",
            "SoftmaxGradient", "BIAS_STEPS", "CHAPTER_IMAGE_SEED", "chapter_values"]
@@ -90,11 +90,6 @@ def tiny_network(image, kernel, conv_b, V, b, label) -> Dict[str, object]:
 # The chapter's figures (states drawn by the explorables' view)
 # ---------------------------------------------------------------------------------------------
 
-def _pool_windows(pid: str, n_out: int, k: int = 2):
-    """The k×k pooling windows (stride k) outlined on a panel of the pooled input."""
-    return [window(pid, i * k, j * k, k, k) for i, j in np.ndindex(n_out, n_out)]
-
-
 def _factor(x) -> str:
     """A number as a factor in a written-out product: negative numbers in parentheses."""
     s = format_value(x)
@@ -105,29 +100,37 @@ def _classes(M: int) -> list:
     return [str(m) for m in range(M)]
 
 
+def _subscripted(letter: str, n: int) -> List[str]:
+    """``letter`` with the subscripts 0 … n − 1 (h₀, h₁, …): the labels of a row or a column."""
+    return [f"{letter}{i}".translate(SUB) for i in range(n)]
+
+
+def _at_label(t: int, M: int, cls: str) -> List[List[str]]:
+    """The classes of a 1×M row: ``cls`` at the label t, nothing elsewhere."""
+    return [[cls if m == t else "" for m in range(M)]]
+
+
 def forward_state(values: Dict[str, object]) -> dict:
     """The forward pass, stage by stage, for the chapter's numbers ``values`` (as
     :func:`chapter_values`): X, Y = X ⋆ K + b<sup>conv</sup>, A = max(Y, 0) with the pooling windows
     and their maxima, Q, h = flatten(Q), the logits z and p = softmax(z) (the label marked)."""
     v = tiny_network(**values)
     t = int(v["labels"][0])
-    M = v["V"].shape[1]
-    D = v["flat"].shape[1]
+    D, M = v["V"].shape
     q = v["pool"][0, 0]
     n_out = q.shape[0]
-    label = [["sel" if m == t else "" for m in range(M)]]
     H, W = v["x"].shape[-2:]
     Ho, Wo = v["conv"].shape[-2:]
     panels = [
         panel("X", f"image X ({H}×{W})", v["x"][0, 0]),
         panel("Y", f"Y = X ⋆ K + b<sup>conv</sup> ({Ho}×{Wo})", v["conv"][0, 0], scale="div", op="→"),
         panel("A", "A = max(Y, 0)", v["relu"][0, 0], op="→",
-              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("A", n_out)),
+              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=pool_windows("A", n_out)),
         panel("Q", f"Q = maxpool(A) ({n_out}×{n_out})", q, op="→", new_row=True),
-        panel("h", f"h = flatten(Q) (1×{D})", v["flat"], op="→", col_labels=[f"h{d}".translate(SUB)
-                                                                           for d in range(D)]),
+        panel("h", f"h = flatten(Q) (1×{D})", v["flat"], op="→", col_labels=_subscripted("h", D)),
         panel("z", f"z = hV + b (1×{M})", v["logits"], scale="div", op="→", col_labels=_classes(M)),
-        panel("p", f"p = softmax(z) (1×{M})", v["p"], op="→", col_labels=_classes(M), classes=label),
+        panel("p", f"p = softmax(z) (1×{M})", v["p"], op="→", col_labels=_classes(M),
+              classes=_at_label(t, M, "sel")),
     ]
     caption = (f"The label is t = {t} (marked); the loss is L = −log p<sub>{t}</sub> = {float(v['loss']):.4f}. "
                "Each 2×2 window of A gives its maximum to the cell of Q in the same place.")
@@ -141,21 +144,18 @@ def backward_state(values: Dict[str, object]) -> dict:
     ∂L/∂K and ∂L/∂X; ∂L/∂b<sup>conv</sup> in the caption."""
     v = tiny_network(**values)
     t = int(v["labels"][0])
-    M = v["V"].shape[1]
-    D = v["flat"].shape[1]
+    D, M = v["V"].shape
     dq = v["dpool"][0, 0]
-    n_out = dq.shape[0]
-    hs = [f"h{d}".translate(SUB) for d in range(D)]
-    zs = [f"z{m}".translate(SUB) for m in range(M)]
+    hs, zs = _subscripted("h", D), _subscripted("z", M)
     dead = np.where(v["relu_mask"][0, 0], "", "dead")
     panels = [
         panel("dz", "∂L/∂z = p − 𝟙<sub>t</sub>", v["dlogits"], scale="div", col_labels=_classes(M),
-              classes=[["sel" if m == t else "" for m in range(M)]]),
+              classes=_at_label(t, M, "sel")),
         panel("dV", "∂L/∂V = h<sup>⊤</sup> ∂L/∂z", v["dV"], scale="div", row_labels=hs, col_labels=zs),
         panel("dh", "∂L/∂h = ∂L/∂z V<sup>⊤</sup>", v["dflat"], scale="div", col_labels=hs),
         panel("dQ", "∂L/∂Q (reshaped)", dq, scale="div", op="→", new_row=True),
         panel("dA", "∂L/∂A (to the maxima)", v["drelu"][0, 0], scale="div", op="→",
-              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=_pool_windows("dA", n_out)),
+              classes=np.where(v["pool_mask"][0, 0] > 0, "win", ""), windows=pool_windows("dA", dq.shape[0])),
         panel("dY", "∂L/∂Y = ∂L/∂A ⊙ 𝟙[Y > 0]", v["dconv"][0, 0], scale="div", op="→", classes=dead),
         panel("dK", "∂L/∂K", v["dw"][0, 0], scale="div", new_row=True),
         panel("dX", "∂L/∂X", v["dx"][0, 0], scale="div"),
@@ -175,7 +175,7 @@ def flatten_state(q, dh) -> dict:
     q = np.asarray(q, dtype=float).reshape(2, 2)
     dh = np.asarray(dh, dtype=float).reshape(1, 4)
     fmt = format_value
-    hs = [f"h{d}".translate(SUB) for d in range(4)]
+    hs = _subscripted("h", 4)
     idx = ["0", "1"]
     panels = [
         panel("Q", "Q (2×2)", q, row_labels=idx, col_labels=idx),
@@ -219,11 +219,10 @@ def softmax_state(values: Dict[str, object]) -> dict:
     h, dh, dV = v["flat"][0], v["dflat"][0], v["dV"]
     dq = v["dpool"][0, 0]
     Hq, Wq = dq.shape
-    hs = [f"h{i}".translate(SUB) for i in range(D)]
-    zs = [f"z{m}".translate(SUB) for m in range(M)]
+    hs, zs = _subscripted("h", D), _subscripted("z", M)
     classes = _classes(M)
     lim = float(np.max(np.abs(np.concatenate([dh, dV.ravel()])))) or 1.0
-    label_cls = [["win" if m == t else "" for m in range(M)]]
+    label_cls = _at_label(t, M, "win")
     panels = [
         panel("z", "logits z = hV + b", [z], scale="div", col_labels=classes),
         panel("p", "p = softmax(z)", [p], col_labels=classes, classes=label_cls),

@@ -43,6 +43,7 @@ once, in a :class:`ViewSource` that every widget's small loader, ``static/loader
 * **windows** (:func:`window`): dashed blue by default; the classes ``c1`` … ``c4`` give up to four
   windows their own colour and line style, each inset a little more than the one before so windows
   that overlap stay visible; ``dead`` is a window that passes no gradient (dashed grey).
+  :func:`pool_windows` gives the windows of a k×k pooling with stride k on one panel.
 * **panel extras**: ``op`` -- a glyph drawn before the panel (``"⊙"``, ``"="``, ``"→"``, ``"+"``,
   ``"⋆"``); ``subtitle``; ``row_labels``/``col_labels``; ``new_row`` starts a new row of panels.
   Titles may use ``<sub>``/``<sup>`` (``"∂L/∂L1"``, ``"X<sub>uv</sub>"``).
@@ -128,9 +129,9 @@ import traitlets
 from .draw import format_value
 
 __all__ = ["Explorable", "SeededExplorable", "StateFigure", "StateCall", "ViewSource", "view_source", "control",
-           "action", "panel", "link", "cell_id", "window", "rebuild", "figure", "call", "matrices", "figure_state",
-           "legend_entries", "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES", "state_key",
-           "gzip_size"]
+           "action", "panel", "link", "cell_id", "window", "pool_windows", "rebuild", "figure", "call", "matrices",
+           "figure_state", "legend_entries", "plain_text", "REGISTRY", "LEGEND", "CELL_CLASSES", "WINDOW_CLASSES",
+           "state_key", "gzip_size"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -242,6 +243,12 @@ def window(panel_id: str, r: int, c: int, h: int, w: int, cls: str = "") -> List
     optionally together (``"c2 dead"``)."""
     cls = _check_classes(cls, WINDOW_CLASSES, f"window on {panel_id!r}")
     return [panel_id, int(r), int(c), int(h), int(w), cls]
+
+
+def pool_windows(panel_id: str, n: int, k: int = 2) -> List[List[Any]]:
+    """The ``n × n`` windows of a k×k pooling with stride k, outlined (dashed) on the panel of the
+    map it pools, row by row."""
+    return [window(panel_id, k * i, k * j, k, k) for i in range(n) for j in range(n)]
 
 
 def _text(v: Any, fmt: Optional[str]) -> str:

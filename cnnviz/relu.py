@@ -35,12 +35,9 @@ from .explorable import SeededExplorable, cell_id, control, link, panel, window
 from .tiny import BIAS, SEED, TARGET, WW, XX, W, draw_values
 
 __all__ = [
-    "SEED",
-    "XX",
-    "W",
-    "BIAS",
-    "WW",
-    "TARGET",
+    # the tiny network of cnnviz.tiny, which this chapter's layer is part of
+    "SEED", "XX", "W", "BIAS", "WW", "TARGET",
+    # this chapter's
     "UPSTREAM",
     "ORDERS",
     "BIASES",
@@ -241,93 +238,30 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
     l1_cls = np.where(dead_cells, "dead", "")
     if order == "pool-relu":
         l1_cls = np.where(p.winners, np.where(dead_cells, "win dead", "win"), l1_cls)
-    panels = [
-        panel(
-            "L1",
-            f"L1 ({H}×{Wd})",
-            L1,
-            scale="div",
-            classes=l1_cls,
-            windows=boxes.values(),
-            subtitle="pre-activation",
-        )
-    ]
+    panels = [panel("L1", f"L1 ({H}×{Wd})", L1, scale="div", classes=l1_cls, windows=boxes.values(),
+                    subtitle="pre-activation")]
+    def mask_panel(of: str) -> dict:  # ReLU′ of what the ReLU reads: L1, or M = maxpool(L1)
+        return panel("mask", f"ReLU′({of})", p.mask, scale="none", subtitle=f"1[{of} > 0]",
+                     classes=np.where(p.mask > 0, "", "zero"))
+
     if order == "relu-pool":
         panels += [
-            panel(
-                "mask",
-                "ReLU′(L1)",
-                p.mask,
-                scale="none",
-                subtitle="1[L1 > 0]",
-                classes=np.where(p.mask > 0, "", "zero"),
-            ),
-            panel(
-                "dL1Max",
-                f"∂L/∂L1Max ({Ho}×{Wo})",
-                G,
-                scale="div",
-                limit=lim,
-                subtitle="upstream",
-            ),
-            panel(
-                "routed",
-                "routed",
-                p.routed,
-                scale="div",
-                limit=lim,
-                classes=win_cls,
-                subtitle="through the pool",
-            ),
-            panel(
-                "dL1",
-                "∂L/∂L1",
-                p.dL1,
-                scale="div",
-                limit=lim,
-                subtitle="routed ⊙ ReLU′(L1)",
-                classes=np.where(p.dL1 != 0, "win", "zero"),
-            ),
+            mask_panel("L1"),
+            panel("dL1Max", f"∂L/∂L1Max ({Ho}×{Wo})", G, scale="div", limit=lim, subtitle="upstream"),
+            panel("routed", "routed", p.routed, scale="div", limit=lim, classes=win_cls, subtitle="through the pool"),
         ]
+        dL1_from = "routed ⊙ ReLU′(L1)"
     else:
         panels += [
-            panel(
-                "M",
-                "M = maxpool(L1)",
-                M,
-                scale="div",
-                classes=np.where(is_open, "", "dead"),
-            ),
-            panel(
-                "mask",
-                "ReLU′(M)",
-                p.mask,
-                scale="none",
-                subtitle="1[M > 0]",
-                classes=np.where(p.mask > 0, "", "zero"),
-            ),
-            panel(
-                "dL1Max", "∂L/∂L1Max", G, scale="div", limit=lim, subtitle="upstream"
-            ),
-            panel(
-                "dM",
-                "∂L/∂M",
-                p.dM,
-                scale="div",
-                limit=lim,
-                subtitle="∂L/∂L1Max ⊙ ReLU′(M)",
-                classes=np.where(p.dM != 0, "", "zero"),
-            ),
-            panel(
-                "dL1",
-                "∂L/∂L1",
-                p.dL1,
-                scale="div",
-                limit=lim,
-                subtitle="route(∂L/∂M)",
-                classes=np.where(p.dL1 != 0, "win", "zero"),
-            ),
+            panel("M", "M = maxpool(L1)", M, scale="div", classes=np.where(is_open, "", "dead")),
+            mask_panel("M"),
+            panel("dL1Max", "∂L/∂L1Max", G, scale="div", limit=lim, subtitle="upstream"),
+            panel("dM", "∂L/∂M", p.dM, scale="div", limit=lim, subtitle="∂L/∂L1Max ⊙ ReLU′(M)",
+                  classes=np.where(p.dM != 0, "", "zero")),
         ]
+        dL1_from = "route(∂L/∂M)"
+    panels.append(panel("dL1", "∂L/∂L1", p.dL1, scale="div", limit=lim, subtitle=dL1_from,
+                        classes=np.where(p.dL1 != 0, "win", "zero")))
     links = {}
     for i in range(Ho):
         for j in range(Wo):

@@ -36,7 +36,7 @@ import mlp_cnn_train as train
 
 from . import mplfig
 from .draw import format_value
-from .explorable import Explorable, cell_id, control, link, panel, window
+from .explorable import Explorable, cell_id, control, link, panel, pool_windows, window
 
 __all__ = [
     "SEED",
@@ -370,14 +370,14 @@ def _panel(*args, **kwargs) -> dict:
     return panel(*args, fmt="{:g}", **kwargs)
 
 
+def _gradient_panel(pid: str, title: str, grad: np.ndarray, limit: float, **kwargs) -> dict:
+    """A gradient on the diverging scale (``limit`` fixes its range), its zero cells muted."""
+    return _panel(pid, title, grad, scale="div", limit=limit, classes=np.where(grad == 0, "zero", ""), **kwargs)
+
+
 def _fmt(v) -> str:
     """The tiny network's numbers are exact binary fractions: write them in full."""
     return format_value(float(v) + 0.0, "{:g}")
-
-
-def _pool_windows(pid: str, n: int = 2, k: int = 2):
-    """The ``n x n`` pooling windows of size ``k`` on a panel (dashed)."""
-    return [window(pid, k * i, k * j, k, k) for i in range(n) for j in range(n)]
 
 
 def conv_state(XX=XX, W=W, i: int = 1, j: int = 2, b: float = BIAS) -> dict:
@@ -485,7 +485,7 @@ def pool_state(A, name: str = "L1") -> dict:
                 scale="div",
                 limit=lim,
                 classes=cls,
-                windows=_pool_windows("A"),
+                windows=pool_windows("A", 2),
             ),
             _panel("M", "L1Max (2×2)", M, scale="div", limit=lim, op="→"),
         ],
@@ -562,27 +562,11 @@ def route_state(A1, dL1Max, L1=None) -> dict:
     won = mask > 0
     relu = L1 is not None
     out_name = "∂L/∂A1" if relu else "∂L/∂L1"
-    zero = np.where(dA1 == 0, "zero", "")
     panels = [
         _panel("dM", "∂L/∂L1Max", G, scale="div", limit=lim),
-        _panel(
-            "exp",
-            "expanded",
-            expanded,
-            scale="div",
-            limit=lim,
-            op="→",
-            windows=_pool_windows("exp"),
-        ),
-        _panel(
-            "mask",
-            "mask of the maxima",
-            mask,
-            scale="none",
-            op="⊙",
-            classes=np.where(won, "win", "zero"),
-        ),
-        _panel("dA", out_name, dA1, scale="div", limit=lim, op="=", classes=zero),
+        _panel("exp", "expanded", expanded, scale="div", limit=lim, op="→", windows=pool_windows("exp", 2)),
+        _panel("mask", "mask of the maxima", mask, scale="none", op="⊙", classes=np.where(won, "win", "zero")),
+        _gradient_panel("dA", out_name, dA1, lim, op="="),
     ]
     links = {}
     name = "A1" if relu else "L1"
@@ -610,26 +594,9 @@ def route_state(A1, dL1Max, L1=None) -> dict:
         on = rcache.mask.astype(float)
         dL1 = core.relu_backward(dA1, rcache) + 0.0
         panels += [
-            _panel(
-                "dA2", "∂L/∂A1", dA1, scale="div", limit=lim, classes=zero, new_row=True
-            ),
-            _panel(
-                "relu",
-                "ReLU′(L1) = 1[L1 > 0]",
-                on,
-                scale="none",
-                op="⊙",
-                classes=np.where(on > 0, "", "zero"),
-            ),
-            _panel(
-                "dL1",
-                "∂L/∂L1",
-                dL1,
-                scale="div",
-                limit=lim,
-                op="=",
-                classes=np.where(dL1 == 0, "zero", ""),
-            ),
+            _gradient_panel("dA2", "∂L/∂A1", dA1, lim, new_row=True),
+            _panel("relu", "ReLU′(L1) = 1[L1 > 0]", on, scale="none", op="⊙", classes=np.where(on > 0, "", "zero")),
+            _gradient_panel("dL1", "∂L/∂L1", dL1, lim, op="="),
         ]
         for u, v in np.ndindex(*L1.shape):
             text = (
@@ -674,12 +641,7 @@ def rotation_state(dL1, W=W) -> dict:
     P = np.pad(G, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
     K = core.rot180(W)
     H, Wd = G.shape[0] + kh - 1, G.shape[1] + kw - 1
-    dXX = (
-        core.conv2d_input_grad_rotated(G[None, None], W[None, None], (1, 1, H, Wd))[
-            0, 0
-        ]
-        + 0.0
-    )
+    dXX = core.conv2d_input_grad_rotated(G[None, None], W[None, None], (1, 1, H, Wd))[0, 0] + 0.0
     pad = np.full(P.shape, "pad", dtype=object)
     pad[kh - 1 : kh - 1 + G.shape[0], kw - 1 : kw - 1 + G.shape[1]] = ""
     lim = float(max(np.abs(P).max(), np.abs(dXX).max())) or 1.0
@@ -703,15 +665,7 @@ def rotation_state(dL1, W=W) -> dict:
         "panels": [
             _panel("P", "pad(∂L/∂L1)", P + 0.0, scale="div", limit=lim, classes=pad),
             _panel("K", "rot180(W)", K, scale="div", op="⋆"),
-            _panel(
-                "dXX",
-                "∂L/∂XX",
-                dXX,
-                scale="div",
-                limit=lim,
-                op="=",
-                classes=np.where(dXX == 0, "zero", ""),
-            ),
+            _gradient_panel("dXX", "∂L/∂XX", dXX, lim, op="="),
         ],
         "links": links,
         "caption": "Each cell of ∂L/∂XX reads a 3×3 patch of the padded gradient with "
@@ -758,34 +712,10 @@ def tiny_state(XX=XX, relu: bool = False, pixel: Tuple[int, int] = (1, 1)) -> di
     lim = float(max(np.abs(dL1).max(), np.abs(dXX).max())) or 1.0
     panels = [
         _panel("XX", "XX", XX, scale="div", classes=x_cls),
-        _panel(
-            "A",
-            "A1 = ReLU(L1)" if relu else "L1",
-            p.A1,
-            scale="div",
-            classes=A_cls,
-            windows=[
-                window("A", 2 * i, 2 * j, 2, 2)
-                for i in range(Ho // 2)
-                for j in range(Wo // 2)
-            ],
-        ),
-        _panel(
-            "G",
-            "∂L/∂L1",
-            dL1,
-            scale="div",
-            limit=lim,
-            classes=np.where(dL1 == 0, "zero", ""),
-        ),
-        _panel(
-            "dXX",
-            "∂L/∂XX",
-            dXX,
-            scale="div",
-            limit=lim,
-            classes=np.where(dXX == 0, "zero", ""),
-        ),
+        _panel("A", "A1 = ReLU(L1)" if relu else "L1", p.A1, scale="div", classes=A_cls,
+               windows=[window("A", 2 * i, 2 * j, 2, 2) for i in range(Ho // 2) for j in range(Wo // 2)]),
+        _gradient_panel("G", "∂L/∂L1", dL1, lim),
+        _gradient_panel("dXX", "∂L/∂XX", dXX, lim),
     ]
     links = {}
     for i, j in np.ndindex(Ho, Wo):

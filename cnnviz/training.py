@@ -245,9 +245,19 @@ def network_gradient_check(model: train.Sequential, x: np.ndarray, y: np.ndarray
 _STYLES = ("o-", "s--", "^:", "d-.")
 
 
-def _epoch_ticks(ax, n: int) -> None:
+def _finish_epoch_panels(fig, loss_ax, acc_ax, n: int, title: Optional[str]):
+    """The end of a loss panel and an accuracy panel over ``n`` epochs: their legends (the
+    accuracy's at the lower right, where the curves are not), a light grid, a tick per epoch
+    (every other one past 10) and the figure's ``title``."""
+    loss_ax.legend()
+    acc_ax.legend(loc="lower right")
     epochs = np.arange(1, n + 1)
-    ax.set_xticks(epochs[::2] if n > 10 else epochs)
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(epochs[::2] if n > 10 else epochs)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def plot_history(history: Mapping[str, Sequence[float]], title: Optional[str] = None,
@@ -269,14 +279,7 @@ def plot_history(history: Mapping[str, Sequence[float]], title: Optional[str] = 
     a2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     if target is not None:
         a2.axhline(target, color=mplfig.FG, alpha=0.5, linewidth=0.8, linestyle=":")
-    a1.legend()
-    a2.legend(loc="lower right")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        _epoch_ticks(a, n)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_epoch_panels(fig, a1, a2, n, title)
 
 
 def plot_comparison(histories: Mapping[str, Mapping[str, Sequence[float]]],
@@ -295,14 +298,7 @@ def plot_comparison(histories: Mapping[str, Mapping[str, Sequence[float]]],
         a2.plot(epochs, 100 * np.asarray(acc), style, color=color, label=label)
     a1.set(xlabel="epoch", ylabel="training loss", title="training loss")
     a2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
-    a1.legend()
-    a2.legend(loc="lower right")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        _epoch_ticks(a, n)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_epoch_panels(fig, a1, a2, n, title)
 
 
 def _bare(ax) -> None:

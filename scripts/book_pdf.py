@@ -294,7 +294,11 @@ class Chromium:
 DRAWN_JS = r"""
 (async (timeoutMs) => {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const until = async (cond) => { const t0 = Date.now(); while (!cond() && Date.now() - t0 < timeoutMs) await sleep(100); return cond(); };
+  const until = async (cond) => {
+    const t0 = Date.now();
+    while (!cond() && Date.now() - t0 < timeoutMs) await sleep(100);
+    return cond();
+  };
   if (document.querySelector('script[src*="mathjax@"]')) {
     await until(() => window.MathJax && MathJax.startup && MathJax.startup.promise);
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
@@ -310,7 +314,8 @@ DRAWN_JS = r"""
     for (const v of Object.values(st)) for (const x of (Array.isArray(v) ? v : [v]))
       if (typeof x === "string" && x.startsWith("IPY_MODEL_")) visit(x.slice(10));
   };
-  for (const s of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) visit(JSON.parse(s.textContent).model_id);
+  for (const s of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'))
+    visit(JSON.parse(s.textContent).model_id);
   const drawn = () => Array.from(document.querySelectorAll("div.cnnx[data-key]")).map((e) => e.dataset.kind || "?");
   await until(() => drawn().length >= expected.length);
   await until(() => Array.from(document.images).every((i) => i.complete));
@@ -363,13 +368,15 @@ def front_matter_html(config: dict, chapters: list[tuple[str | None, str, int]])
 .title {{ position: absolute; top: 80mm; left: {LEFT_MM}mm; right: {RIGHT_MM}mm; }}
 .title h1 {{ font-size: 28pt; line-height: 1.2; margin: 0 0 10mm; font-weight: 600; }}
 .title p {{ font-size: 12pt; margin: 0 0 3mm; color: #3a4250; }}
-.foot {{ position: absolute; bottom: 25mm; left: {LEFT_MM}mm; right: {RIGHT_MM}mm; font-size: 9.5pt; color: #3a4250; line-height: 1.5; }}
+.foot {{ position: absolute; bottom: 25mm; left: {LEFT_MM}mm; right: {RIGHT_MM}mm;
+         font-size: 9.5pt; color: #3a4250; line-height: 1.5; }}
 h2 {{ position: absolute; top: 30mm; left: {LEFT_MM}mm; font-size: 20pt; margin: 0; font-weight: 600; }}
-.row, .part {{ position: absolute; left: {LEFT_MM}mm; right: {RIGHT_MM}mm; height: {ROW_MM}mm; line-height: {ROW_MM}mm; font-size: 11pt; }}
+.row, .part {{ position: absolute; left: {LEFT_MM}mm; right: {RIGHT_MM}mm;
+               height: {ROW_MM}mm; line-height: {ROW_MM}mm; font-size: 11pt; }}
 .part {{ font-weight: 600; color: #3a4250; }}
 .row {{ display: flex; padding-left: 5mm; }}
 .row .t {{ flex: 1; white-space: nowrap; overflow: hidden; text-overflow: clip; }}
-.row .t::after {{ content: " . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . ."; color: #9aa3ad; }}
+.row .t::after {{ content: "{' .' * 52}"; color: #9aa3ad; }}
 .row .n {{ padding-left: 3mm; font-variant-numeric: tabular-nums; }}
 </style></head><body>
 <div class="sheet"><div class="title"><h1>{esc(title)}</h1><p>{esc(author)}</p></div>
@@ -399,7 +406,8 @@ def numbers_html(count: int, skip: int) -> str:
     sheets = "".join(f'<div class="sheet"><span>{"" if i < skip else i + 1}</span></div>' for i in range(count))
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>{_page_css()}
 .sheet {{ position: relative; width: {A4_MM[0]}mm; height: {A4_MM[1]}mm; break-after: page; }}
-.sheet span {{ position: absolute; bottom: 8mm; left: 0; right: 0; text-align: center; font-size: 9pt; color: #4a5260; }}
+.sheet span {{ position: absolute; bottom: 8mm; left: 0; right: 0;
+               text-align: center; font-size: 9pt; color: #4a5260; }}
 </style></head><body>{sheets}</body></html>"""
 
 

@@ -538,8 +538,11 @@ def plain_html_inline(md_text: str) -> str:
     from mdit_py_plugins.dollarmath import dollarmath_plugin
 
     md = MarkdownIt("commonmark").use(dollarmath_plugin)
-    md.add_render_rule("math_inline", lambda self, tokens, idx, options, env: "$" + html.escape(tokens[idx].content, quote=False) + "$")
-    md.add_render_rule("math_inline_double", lambda self, tokens, idx, options, env: "$$" + html.escape(tokens[idx].content, quote=False) + "$$")
+    def math(fence: str):  # the TeX as written, between its dollars
+        return lambda self, tokens, idx, options, env: fence + html.escape(tokens[idx].content, quote=False) + fence
+
+    md.add_render_rule("math_inline", math("$"))
+    md.add_render_rule("math_inline_double", math("$$"))
     return md.renderInline(md_text).strip()
 
 
@@ -565,6 +568,11 @@ def join_blocks(blocks: List[List[str]], tight: bool = False) -> List[str]:
             out.append("")
         out.extend(b)
     return out
+
+
+def blockquote(lines: List[str]) -> List[str]:
+    """Markdown lines as a block quote (an empty line stays in it as a bare ``>``)."""
+    return [("> " + line) if line else ">" for line in lines]
 
 
 HEADINGS: Dict[Tuple[str, str, str, Optional[str]], Optional[str]] = {}  # (root, edition, docname, label) -> Markdown
@@ -664,7 +672,10 @@ class ChapterExporter:
         if name == "kbd":
             return f"<kbd>{html.escape(content)}</kbd>"
         if name in ("index", "term", "dfn", "guilabel", "menuselection", "strong", "emphasis"):
-            shown = text if (text and name == "term") else re.sub(r"^!?\s*(?:single|pair|see|seealso|triple):\s*", "", content)
+            if text and name == "term":
+                shown = text
+            else:
+                shown = re.sub(r"^!?\s*(?:single|pair|see|seealso|triple):\s*", "", content)
             if name == "strong":
                 return f"**{escape_md(shown)}**"
             if name == "emphasis":
@@ -787,9 +798,9 @@ class ChapterExporter:
         if d.name == "glue:figure":
             caption = self.render_source(d.body) if d.body.strip() else []
             number = self.next_number("figure", d.options.get("name"))
-            if caption:
-                caption[0] = f"*{escape_md(self.index.numfig_format.get('figure', 'Fig. %s') % number)}* " + caption[0] \
-                    if number else caption[0]
+            if caption and number:
+                label = self.index.numfig_format.get("figure", "Fig. %s") % number
+                caption[0] = f"*{escape_md(label)}* " + caption[0]
             return join_blocks([lines, caption])
         return lines
 
@@ -849,7 +860,8 @@ class ChapterExporter:
             return "\\\n"
         if t == "code_inline":
             c = node.content
-            pad = " " if (c.startswith("`") or c.endswith("`") or (c.startswith(" ") and c.endswith(" ") and c.strip())) else ""
+            touches_backtick = c.startswith("`") or c.endswith("`")
+            pad = " " if (touches_backtick or (c.startswith(" ") and c.endswith(" ") and c.strip())) else ""
             return f"{node.markup}{pad}{c}{pad}{node.markup}"
         if t in ("em", "strong", "s"):
             return node.markup + "".join(self.inline(c) for c in node.children) + node.markup
@@ -936,11 +948,11 @@ class ChapterExporter:
                 items.append(indent(body, marker, " " * len(marker)))
             return join_blocks(items, tight)
         if t == "blockquote":
-            return [("> " + l) if l else ">" for l in self.blocks(node.children)]
+            return blockquote(self.blocks(node.children))
         if t == "hr":
             return ["---"]
         if t == "code_block":
-            return ["    " + l if l else "" for l in node.content.rstrip("\n").split("\n")]
+            return ["    " + line if line else "" for line in node.content.rstrip("\n").split("\n")]
         if t in ("fence", "colon_fence"):
             return self.fence(node)
         if t == "html_block":
@@ -1029,9 +1041,9 @@ class ChapterExporter:
             if name in ("dropdown", "toggle") or "dropdown" in classes:
                 return self.details(title_md or "Show", body, open_="open" in d.options)
             head = [f"**{title_md}**"] if title_md else []
-            return [("> " + l) if l else ">" for l in join_blocks([head, body])]
+            return blockquote(join_blocks([head, body]))
         if name == "epigraph":
-            return [("> " + l) if l else ">" for l in self.render_source(d.body)]
+            return blockquote(self.render_source(d.body))
         if name == "rubric":
             return [f"**{self.render_inline_source(d.arguments[0])}**"]
         if name in ("figure", "image"):
@@ -1132,7 +1144,7 @@ class ChapterExporter:
             cells = []
             for cell in row.children[0].children:
                 lines = self.blocks(cell.children, tight=True)
-                if len(lines) > 1 and any(l.strip() == "" for l in lines):
+                if len(lines) > 1 and any(line.strip() == "" for line in lines):
                     self.fail("{list-table}: a cell with several paragraphs has no Markdown table form")
                 cells.append(" ".join(lines).replace("|", "\\|").replace("\\\\|", "\\|"))
             rows.append(cells)

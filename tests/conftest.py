@@ -26,8 +26,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:  # the core lives at the project root
-    sys.path.insert(0, _ROOT)
+# the core lives at the project root; the build's scripts (export_notebooks, ...) in scripts/
+for _path in (os.path.join(_ROOT, "scripts"), _ROOT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 settings.register_profile(
     "core",
@@ -151,8 +153,51 @@ def out_size(size: int, k: int, s: int, p: int) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Independent references for one 2-D map: loops over the cells
+# ---------------------------------------------------------------------------
+
+
+def conv_loops(x, w, b=0.0):
+    """The valid cross-correlation of the map ``x`` with the square kernel ``w``, plus ``b``."""
+    H, Wd = x.shape
+    k = w.shape[0]
+    out = np.full((H - k + 1, Wd - k + 1), float(b))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            for a in range(k):
+                for c in range(k):
+                    out[i, j] += x[i + a, j + c] * w[a, c]
+    return out
+
+
+def first_max(a, i, j, k=2):
+    """The first maximum of window (i, j) (k×k, stride k) in row-major order (a strict >
+    while scanning)."""
+    best = (k * i, k * j)
+    for r in range(k * i, k * i + k):
+        for c in range(k * j, k * j + k):
+            if a[r, c] > a[best]:
+                best = (r, c)
+    return best
+
+
+# ---------------------------------------------------------------------------
 # Geometry strategies
 # ---------------------------------------------------------------------------
+
+#: a seed for ``np.random.default_rng``
+SEEDS = st.integers(0, 2**31)
+
+
+def shapes(max_side: int, min_dims: int, max_dims: int):
+    """Array shapes of ``min_dims`` to ``max_dims`` axes, each of length 1 to ``max_side``."""
+    return st.lists(st.integers(1, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+def _side(draw, k: int, p: int, max_size: int) -> int:
+    """An input side that a window of size ``k`` with padding ``p`` fits in, up to ``max_size``
+    (or ``k``)."""
+    return draw(st.integers(max(1, k - 2 * p), max(max_size, k)))
 
 
 @dataclass
@@ -207,15 +252,8 @@ def _int_or_pair(a: int, b: int, as_int: bool):
 
 
 @st.composite
-def pool_cases(
-    draw,
-    kinds=VALUE_KINDS,
-    max_lead: int = 2,
-    max_size: int = 11,
-    allow_none_stride=True,
-    max_kernel: int = 5,
-    max_stride: int = 4,
-) -> PoolCase:
+def pool_cases(draw, kinds=VALUE_KINDS, max_lead: int = 2, max_size: int = 11, allow_none_stride=True,
+               max_kernel: int = 5, max_stride: int = 4) -> PoolCase:
     """Pooling geometry: kernel 1..5 (kh != kw allowed), stride None/int/pair 1..4,
     padding 0..k//2, sizes not necessarily divisible by the stride, 0..max_lead leading
     dims.
@@ -238,13 +276,12 @@ def pool_cases(
         stride = draw(st.integers(1, max_stride))
     else:
         stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
-    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
-    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    H, W = _side(draw, kh, ph, max_size), _side(draw, kw, pw, max_size)
     lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=max_lead)))
     kernel = _int_or_pair(kh, kw, draw(st.booleans()))
     padding = _int_or_pair(ph, pw, draw(st.booleans()))
     kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**31))
+    seed = draw(SEEDS)
     return PoolCase(lead + (H, W), kernel, stride, padding, kind, seed)
 
 
@@ -291,18 +328,8 @@ class ConvCase:
 
 
 @st.composite
-def conv_cases(
-    draw,
-    kinds=VALUE_KINDS,
-    max_n: int = 3,
-    max_c: int = 3,
-    max_f: int = 3,
-    max_size: int = 9,
-    max_kernel: int = 5,
-    max_stride: int = 4,
-    max_pad: int = 3,
-    bias=None,
-) -> ConvCase:
+def conv_cases(draw, kinds=VALUE_KINDS, max_n: int = 3, max_c: int = 3, max_f: int = 3, max_size: int = 9,
+               max_kernel: int = 5, max_stride: int = 4, max_pad: int = 3, bias=None) -> ConvCase:
     """Convolution geometry: kernel 1..5 (kh != kw), stride 1..4 (int or pair), padding
     0..3."""
     kh = draw(st.integers(1, max_kernel))
@@ -318,8 +345,7 @@ def conv_cases(
         sh = sw = draw(st.integers(1, max_stride))
     else:
         sh, sw = draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))
-    H = draw(st.integers(max(1, kh - 2 * ph), max(max_size, kh)))
-    W = draw(st.integers(max(1, kw - 2 * pw), max(max_size, kw)))
+    H, W = _side(draw, kh, ph, max_size), _side(draw, kw, pw, max_size)
     N = draw(st.integers(1, max_n))
     C = draw(st.integers(1, max_c))
     F = draw(st.integers(1, max_f))
@@ -327,7 +353,7 @@ def conv_cases(
     padding = _int_or_pair(ph, pw, draw(st.booleans()))
     has_bias = draw(st.booleans()) if bias is None else bias
     kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**31))
+    seed = draw(SEEDS)
     return ConvCase((N, C, H, W), (F, C, kh, kw), stride, padding, has_bias, kind, seed)
 
 
@@ -339,6 +365,20 @@ def conv_cases(
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240501)
+
+
+@pytest.fixture(autouse=True)
+def no_figure_left_open():
+    """pyplot keeps every figure it makes open in the process until it is closed: a test that
+    leaves one open would change what a later test in the same worker sees (the figures'
+    numbers, ``plt.get_fignums()``).  So each test closes what it draws; one that does not
+    fails here, at its source, and its figures are closed before the next test starts."""
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    left = plt.get_fignums() if plt is not None else []
+    if left:
+        plt.close("all")
+        pytest.fail(f"the test left {len(left)} matplotlib figure(s) open: close what it draws")
 
 
 @pytest.fixture(scope="session")

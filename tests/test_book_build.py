@@ -43,7 +43,8 @@ def test_chapter_page_teaches_without_a_kernel(html, name):
     assert re.search(r'class="[^"]*solution[^"]*dropdown', text), "solutions must be folded"
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = cfg["repository"]["url"].split("github.com/")[1]
-    assert f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb" in text  # the JupyterLab edition
+    lab_edition = f"https://mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/notebooks/{name}.ipynb"
+    assert lab_edition in text
     assert "Traceback" not in text, "a stored error or traceback is shown on the page"
 
 
@@ -77,7 +78,8 @@ def test_page_ships_what_its_scripts_need(html, name):
             assert len(fonts) == 3, f"the widget fonts are missing in book/{sub}"
     if page_explorables(text):
         front = path.parent / "anywidget.js"
-        assert front.exists() and "define(" in front.read_text(encoding="utf-8"), "anywidget.js must sit next to the page"
+        assert front.exists() and "define(" in front.read_text(encoding="utf-8"), \
+            "anywidget.js must sit next to the page"
         assert (path.parent / "anywidget.LICENSE.txt").exists()
 
 
@@ -213,36 +215,29 @@ def offenders(report, name, *checks):
     return found, "\n".join(f"{o['check']}: {o['section']}: {o['detail']}" for o in found)
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_code_and_printed_lines_fit_the_column_at_1280(browser_report, name):
-    """At 1280 px no code cell, printed output or code block scrolls: lines are at most 88
-    characters (the rule, _static/book.css)."""
-    found, text = offenders(browser_report, name, "code-clipped")
-    assert not found, f"lines too long for the column:\n{text}"
+# The rules a page must keep: the checks of check_layout.js that find
+# what breaks a rule, and what the failure says to do (before the offenders it lists).
+LAYOUT_RULES = {
+    # at 1280 px no code cell, printed output or code block scrolls: lines are at most 88
+    # characters (the rule, _static/book.css)
+    "code": (("code-clipped",), "lines too long for the column"),
+    "equations": (("equation-clipped",), "display equations wider than the column (break or stack them)"),
+    "boxes": (("box-clipped", "sticks-out"), ""),  # nothing else is cut off at 1280 px
+    # at 1280 px a figure shows at 80 % of its drawn width or more, an SVG figure's text at 11 px or more
+    "figures": (("figure-shrunk", "figure-text-small"), ""),
+    "contrast": (("text-contrast",), "below 4.5:1 (mark maxima with latex_matrix(..., color='theme'), not \\color)"),
+    "phone figures": (("phone-figure-shrunk",), ""),  # on a phone a figure scrolls rather than shrink
+    # at most 400 KB: the page's HTML gzipped (with its widget state and inline figures) plus its own images
+    "weight": (("page-weight",), ""),
+}
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_display_equations_fit_the_column_at_1280(browser_report, name):
-    found, text = offenders(browser_report, name, "equation-clipped")
-    assert not found, f"display equations wider than the column (break or stack them):\n{text}"
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_nothing_else_is_cut_off_at_1280(browser_report, name):
-    found, text = offenders(browser_report, name, "box-clipped", "sticks-out")
-    assert not found, text
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_figures_are_shown_at_their_drawn_size_with_legible_text(browser_report, name):
-    """At 1280 px a figure shows at 80 % of its drawn width or more, and an SVG figure's text
-    at 11 px or more."""
-    found, text = offenders(browser_report, name, "figure-shrunk", "figure-text-small")
-    assert not found, text
+@pytest.mark.parametrize("concern, name", [(concern, page) for concern in LAYOUT_RULES for page in PAGES])
+def test_page_keeps_the_layout_rule(browser_report, concern, name):
+    checks, advice = LAYOUT_RULES[concern]
+    found, text = offenders(browser_report, name, *checks)
+    assert not found, f"{advice}:\n{text}" if advice else text
 
 
 @pytest.mark.browser
@@ -256,32 +251,10 @@ def test_no_bright_figure_box_in_dark_mode(browser_report, name):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("name", PAGES)
-def test_figure_text_and_coloured_math_keep_their_contrast(browser_report, name):
-    found, text = offenders(browser_report, name, "text-contrast")
-    assert not found, f"below 4.5:1 (mark maxima with latex_matrix(..., color='theme'), not \\color):\n{text}"
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
 def test_page_fits_a_phone(browser_report, name):
     """At 390 px, in light and dark mode, the page never scrolls sideways: what is wider scrolls
     inside its own box."""
     info = page_info(browser_report, name)["layout"]["info"]
     assert info["phone"]["innerWidth"] == 390
     found, text = offenders(browser_report, name, "phone-overflow")
-    assert not found, text
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_figures_scroll_rather_than_shrink_on_a_phone(browser_report, name):
-    found, text = offenders(browser_report, name, "phone-figure-shrunk")
-    assert not found, text
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("name", PAGES)
-def test_page_weighs_at_most_400_kb(browser_report, name):
-    """The page's HTML gzipped (with its widget state and inline figures) plus its own images."""
-    found, text = offenders(browser_report, name, "page-weight")
     assert not found, text

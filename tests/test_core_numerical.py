@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import mlp_cnn_core as core
 import mlp_cnn_train as train
-from conftest import LAYERS, as_pair, conv_cases, out_size, pool_cases
+from conftest import LAYERS, SEEDS, as_pair, conv_cases, out_size, pool_cases, shapes
 
 RTOL, ATOL = 1e-6, 1e-7
 
@@ -172,10 +172,7 @@ def test_avgpool2d_gradient_numerically(layers, case):
 
 @LAYERS
 @settings(max_examples=40)
-@given(
-    shape=st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple),
-    seed=st.integers(0, 2**31),
-)
+@given(shape=shapes(4, 1, 4), seed=SEEDS)
 def test_relu_gradient_numerically(layers, shape, seed):
     rng = np.random.default_rng(seed)
     x = away_from_zero(rng, shape)
@@ -204,7 +201,7 @@ def test_flatten_gradient_numerically(rng):
     n=st.integers(1, 4),
     d=st.integers(1, 6),
     m=st.integers(1, 4),
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
 )
 def test_dense_gradients_numerically(n, d, m, seed):
     rng = np.random.default_rng(seed)
@@ -221,7 +218,7 @@ def test_dense_gradients_numerically(n, d, m, seed):
     n=st.integers(1, 6),
     k=st.integers(1, 8),
     scale=st.sampled_from([0.1, 1.0, 5.0]),
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
 )
 def test_softmax_cross_entropy_gradient_numerically(n, k, scale, seed):
     rng = np.random.default_rng(seed)

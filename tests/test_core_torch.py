@@ -25,11 +25,13 @@ torch.set_num_threads(1)
 import mlp_cnn_core as core  # noqa: E402
 from conftest import (  # noqa: E402
     LAYERS,
+    SEEDS,
     assert_close,
     assert_close32,
     conv_cases,
     make_array,
     pool_cases,
+    shapes,
 )
 
 pytestmark = pytest.mark.torch
@@ -252,15 +254,12 @@ def test_avgpool2d_counts_padding(layers):
 # ReLU, flatten, dense
 # ---------------------------------------------------------------------------
 
-shapes = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple)
-
-
 @LAYERS
 @settings(max_examples=200)
 @given(
-    shape=shapes,
+    shape=shapes(5, 1, 4),
     kind=st.sampled_from(["float", "ints", "halves"]),
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     f32=st.booleans(),
 )
 def test_relu_matches_torch(layers, shape, kind, seed, f32):
@@ -289,11 +288,7 @@ def test_relu_derivative_at_zero_is_zero(layers):
 
 
 @settings(max_examples=150)
-@given(
-    shape=st.lists(st.integers(1, 4), min_size=2, max_size=5).map(tuple),
-    seed=st.integers(0, 2**31),
-    f32=st.booleans(),
-)
+@given(shape=shapes(4, 2, 5), seed=SEEDS, f32=st.booleans())
 def test_flatten_matches_torch(shape, seed, f32):
     rng, dtype = np.random.default_rng(seed), np.float32 if f32 else np.float64
     x = make_array(rng, shape, "float", dtype)
@@ -315,7 +310,7 @@ def test_flatten_matches_torch(shape, seed, f32):
     m=st.integers(1, 6),
     bias=st.booleans(),
     kind=st.sampled_from(["float", "ints", "halves"]),
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     f32=st.booleans(),
 )
 def test_dense_matches_torch(n, d, m, bias, kind, seed, f32):
@@ -355,7 +350,7 @@ def test_dense_matches_torch(n, d, m, bias, kind, seed, f32):
     k=st.integers(1, 10),
     scale=st.sampled_from([0.1, 1.0, 10.0, 100.0, 1000.0]),
     kind=st.sampled_from(["float", "ints"]),
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     f32=st.booleans(),
 )
 def test_softmax_cross_entropy_matches_torch(n, k, scale, kind, seed, f32):
@@ -401,11 +396,7 @@ def test_cross_entropy_huge_logits_do_not_overflow(big):
 
 
 @settings(max_examples=150)
-@given(
-    shape=st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
-    seed=st.integers(0, 2**31),
-    f32=st.booleans(),
-)
+@given(shape=shapes(5, 1, 3), seed=SEEDS, f32=st.booleans())
 def test_l2_loss_matches_torch(shape, seed, f32):
     rng, dtype = np.random.default_rng(seed), np.float32 if f32 else np.float64
     p, t = (
@@ -434,7 +425,7 @@ def test_l2_loss_matches_torch(shape, seed, f32):
 @LAYERS
 @settings(max_examples=30)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     kind=st.sampled_from(["float", "ints"]),
     stride=st.integers(1, 2),
     pool_stride=st.sampled_from([None, 1, 2]),

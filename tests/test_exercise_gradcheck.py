@@ -19,18 +19,28 @@ from mlp_cnn_exercises import check_numerical_gradient, relative_error, suspect_
 # Correct gradient checks, written four ways
 # ---------------------------------------------------------------------------
 
+def each_entry_moved(f, x, eps, indices=lambda x: np.ndindex(x.shape), view=lambda a: a,
+                     slope=lambda fp, fm, eps: (fp - fm) / (2 * eps)):
+    """The loop most gradient checks below are written around: for each index of ``indices(x)``,
+    move that entry of ``view(x)`` by +eps and by -eps, evaluate f each time, put the entry back,
+    and store ``slope(fp, fm, eps)`` at that index of ``view(grad)``.  A variant changes one of
+    the three; with none changed it is the chapter's reference solution."""
+    grad = np.zeros(x.shape)
+    moved, slopes = view(x), view(grad)
+    for idx in indices(x):
+        old = np.copy(moved[idx])
+        moved[idx] = old + eps
+        fp = f(x)
+        moved[idx] = old - eps
+        fm = f(x)
+        moved[idx] = old
+        slopes[idx] = slope(fp, fm, eps)
+    return grad
+
+
 def central(f, x, eps=1e-6):
     """The reference solution of the chapter: move one entry, evaluate twice, put it back."""
-    grad = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        f_plus = f(x)
-        x[idx] = old - eps
-        f_minus = f(x)
-        x[idx] = old
-        grad[idx] = (f_plus - f_minus) / (2 * eps)
-    return grad
+    return each_entry_moved(f, x, eps)
 
 
 def central_on_copies(f, x, eps=1e-6):
@@ -44,32 +54,22 @@ def central_on_copies(f, x, eps=1e-6):
 
 
 def central_nditer(f, x, eps=1e-6):
+    """Each entry moved through the iterator's own view of it."""
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        idx = it.multi_index
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f(x)
-        x[idx] = old - eps
-        fm = f(x)
-        x[idx] = old
-        grad[idx] = (fp - fm) / (2 * eps)
-        it.iternext()
+    with np.nditer(x, flags=["multi_index"], op_flags=["readwrite"]) as entries:
+        for entry in entries:
+            old = entry.copy()
+            entry[...] = old + eps
+            fp = f(x)
+            entry[...] = old - eps
+            fm = f(x)
+            entry[...] = old
+            grad[entries.multi_index] = (fp - fm) / (2 * eps)
     return grad
 
 
 def central_flat(f, x, eps=1e-6):
-    grad = np.zeros(x.size)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f(x)
-        x.flat[i] = old - eps
-        fm = f(x)
-        x.flat[i] = old
-        grad[i] = (fp - fm) / (2 * eps)
-    return grad.reshape(x.shape)
+    return each_entry_moved(f, x, eps, indices=lambda x: range(x.size), view=lambda a: a.flat)
 
 
 @pytest.mark.parametrize("fn", [central, central_on_copies, central_nditer, central_flat],
@@ -104,102 +104,54 @@ def forward_difference(f, x, eps=1e-6):
 
 
 def backward_difference(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    f0 = f(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old - eps
-        grad[idx] = (f0 - f(x)) / eps
-        x[idx] = old
-    return grad
+    """(f(x) - f(x - eps e_i)) / eps: the forward difference with the step -eps."""
+    return forward_difference(f, x, -eps)
 
 
 def divided_by_eps(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f(x)
-        x[idx] = old - eps
-        fm = f(x)
-        x[idx] = old
-        grad[idx] = (fp - fm) / eps
-    return grad
+    return each_entry_moved(f, x, eps, slope=lambda fp, fm, eps: (fp - fm) / eps)
 
 
 def precedence(f, x, eps=1e-6):
+    return each_entry_moved(f, x, eps, slope=lambda fp, fm, eps: (fp - fm) / 2 * eps)
+
+
+def moved_by_steps(f, x, eps, restore):
+    """Each entry moved by += eps and -= 2 eps, and put back by ``+= eps`` or not at all."""
     grad = np.zeros(x.shape)
     for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
+        x[idx] += eps
         fp = f(x)
-        x[idx] = old - eps
+        x[idx] -= 2 * eps
         fm = f(x)
-        x[idx] = old
-        grad[idx] = (fp - fm) / 2 * eps
+        if restore:
+            x[idx] += eps
+        grad[idx] = (fp - fm) / (2 * eps)
     return grad
 
 
 def never_restored(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        x[idx] += eps
-        fp = f(x)
-        x[idx] -= 2 * eps
-        fm = f(x)
-        grad[idx] = (fp - fm) / (2 * eps)
-    return grad
+    return moved_by_steps(f, x, eps, restore=False)
 
 
 def restored_by_arithmetic(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        x[idx] += eps
-        fp = f(x)
-        x[idx] -= 2 * eps
-        fm = f(x)
-        x[idx] += eps
-        grad[idx] = (fp - fm) / (2 * eps)
-    return grad
+    return moved_by_steps(f, x, eps, restore=True)
 
 
 def restored_at_the_end(f, x, eps=1e-6):
     saved = x.copy()
-    grad = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        x[idx] += eps
-        fp = f(x)
-        x[idx] -= 2 * eps
-        fm = f(x)
-        grad[idx] = (fp - fm) / (2 * eps)
+    grad = never_restored(f, x, eps)
     x[...] = saved
     return grad
 
 
 def first_axis_only(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for i in range(len(x)):
-        old = x[i].copy()
-        x[i] = old + eps
-        fp = f(x)
-        x[i] = old - eps
-        fm = f(x)
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * eps)
-    return grad
+    """for i in range(len(x)) on a matrix: x[i] is a whole row."""
+    return each_entry_moved(f, x, eps, indices=lambda x: range(len(x)))
 
 
 def flat_up_to_len(f, x, eps=1e-6):
-    grad = np.zeros(x.shape)
-    for i in range(len(x)):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f(x)
-        x.flat[i] = old - eps
-        fm = f(x)
-        x.flat[i] = old
-        grad.flat[i] = (fp - fm) / (2 * eps)
-    return grad
+    return each_entry_moved(f, x, eps, indices=lambda x: range(len(x)), view=lambda a: a.flat)
 
 
 def aliased(f, x, eps=1e-6):
@@ -214,17 +166,8 @@ def aliased(f, x, eps=1e-6):
 
 
 def via_reshape(f, x, eps=1e-6):
-    flat = x.reshape(-1)           # a view... when x is contiguous
-    grad = np.zeros(x.size)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f(x)
-        flat[i] = old - eps
-        fm = f(x)
-        flat[i] = old
-        grad[i] = (fp - fm) / (2 * eps)
-    return grad.reshape(x.shape)
+    # x.reshape(-1) is a view of x... when x is contiguous
+    return each_entry_moved(f, x, eps, indices=lambda x: range(x.size), view=lambda a: a.reshape(-1))
 
 
 def all_at_once(f, x, eps=1e-6):

@@ -345,6 +345,18 @@ def avgpool_backward_exclude_pad_cells(dout, x, k, s, p):
     return dx
 
 
+def max_pooling_geometry_bugs(label, check, fn):
+    """The padding and stride bugs of max pooling, which the checker names alike in the forward and
+    the backward pass: ``{name: (checker, the learner's function, the case it fails on, the hint)}``."""
+    return {
+        f"{label}: zero padding": (check, partial(fn, pad_value=0.0), "padding 1 around an all-negative", "-inf"),
+        f"{label}: padding ignored": (check, partial(fn, use_padding=False), "padding 1 around an all-negative",
+                                      "padding ignored"),
+        f"{label}: stride forgotten": (check, partial(fn, use_stride=False), "2×2 windows, stride 2",
+                                       "stride forgotten"),
+    }
+
+
 ZOO = {
     "relu: ReLU'(0) = 1": (check_relu_backward, partial(relu_backward, zero_passes=True),
                           "inputs exactly 0", "x > 0, not x >= 0"),
@@ -354,12 +366,7 @@ ZOO = {
                              "positive and negative inputs", "not from the sign of dout"),
     "relu: float32": (check_relu_backward, lambda dout, x: relu_backward(dout, x).astype(np.float32),
                       "positive and negative inputs", "dtype float32: compute in float64"),
-    "maxpool fwd: zero padding": (check_maxpool_forward, partial(maxpool_forward, pad_value=0.0),
-                                  "padding 1 around an all-negative", "-inf"),
-    "maxpool fwd: padding ignored": (check_maxpool_forward, partial(maxpool_forward, use_padding=False),
-                                     "padding 1 around an all-negative", "padding ignored"),
-    "maxpool fwd: stride forgotten": (check_maxpool_forward, partial(maxpool_forward, use_stride=False),
-                                      "2×2 windows, stride 2", "stride forgotten"),
+    **max_pooling_geometry_bugs("maxpool fwd", check_maxpool_forward, maxpool_forward),
     "maxpool: naive tie mask": (check_maxpool_backward, partial(maxpool_backward, ties="all"),
                                 "ties: every 2×2 window", "x == max"),
     "maxpool: = instead of +=": (check_maxpool_backward, assign_not_add,
@@ -374,12 +381,7 @@ ZOO = {
     "maxpool: integer dx": (check_maxpool_backward,
                             lambda *a: maxpool_backward(*a).astype(int),
                             "2×2 windows, stride 2, no ties", "dtype int64"),
-    "maxpool: zero padding": (check_maxpool_backward, partial(maxpool_backward, pad_value=0.0),
-                              "padding 1 around an all-negative", "-inf"),
-    "maxpool: padding ignored": (check_maxpool_backward, partial(maxpool_backward, use_padding=False),
-                                 "padding 1 around an all-negative", "padding ignored"),
-    "maxpool: stride forgotten": (check_maxpool_backward, partial(maxpool_backward, use_stride=False),
-                                  "2×2 windows, stride 2", "stride forgotten"),
+    **max_pooling_geometry_bugs("maxpool", check_maxpool_backward, maxpool_backward),
     "avgpool: count_exclude_pad": (check_avgpool_backward, partial(avgpool_backward, include_pad=False),
                                    "a corner window holds 4 real cells", "count_include_pad=True"),
     "avgpool: = instead of +=": (check_avgpool_backward, partial(avgpool_backward, accumulate=False),

@@ -11,12 +11,14 @@ numbers.  Every state of the control grid is checked (a full sweep).
 import itertools
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from cnnviz import mplfig
 from cnnviz import relu as ch04
 from cnnviz.explorable import call, figure, rebuild
+from conftest import conv_loops, first_max
 
 # hand-worked: conv(XX, W) of the tiny network (seed 3717; see chapter 1's printed L1)
 L1_EXAMPLE = np.array(
@@ -34,29 +36,6 @@ def fmt(v):
 # --------------------------------------------------------------------------------------
 # Independent brute force
 # --------------------------------------------------------------------------------------
-
-
-def conv_loops(x, w, b):
-    H, Wd = x.shape
-    k = w.shape[0]
-    out = np.zeros((H - k + 1, Wd - k + 1))
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            total = b
-            for r in range(k):
-                for c in range(k):
-                    total += x[i + r, j + c] * w[r, c]
-            out[i, j] = total
-    return out
-
-
-def first_max(a, i, j, k=2):
-    best = (i * k, j * k)
-    for r in range(i * k, i * k + k):
-        for c in range(j * k, j * k + k):
-            if a[r, c] > a[best]:
-                best = (r, c)
-    return best
 
 
 def brute(L1, G):
@@ -333,4 +312,5 @@ def test_curve_figure():
         "ReLU′(x) = 1[x > 0]",
     ]
     html = mplfig.figure_html(fig)["text/html"]
+    plt.close(fig)
     assert "<svg" in html and "central difference" in html

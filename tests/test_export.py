@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import copy
 import html
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -29,20 +28,10 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+import export_notebooks as E
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_exporter():
-    if "export_notebooks" in sys.modules:
-        return sys.modules["export_notebooks"]
-    spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["export_notebooks"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-E = load_exporter()
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 BASE = E.pages_base_url(CONFIG)
 
@@ -300,7 +289,8 @@ def gated_notebook():
         code("print('setup')", metadata={"tags": ["remove-cell"]}),
         md("## Exercises\n\n```{exercise} First\n:label: ex-b-1\nDo it.\n```"),
         code("def f(): pass", metadata={"tags": ["hide-input"]}),
-        md("```{solution-start} ex-b-1\n:class: dropdown\n```\n\nWe loop.", metadata={"jupyter": {"source_hidden": True}}),
+        md("```{solution-start} ex-b-1\n:class: dropdown\n```\n\nWe loop.",
+           metadata={"jupyter": {"source_hidden": True}}),
         code("f()", metadata={"jupyter": {"source_hidden": True}}),
         md("And check $x$."),
         code("assert True"),
@@ -537,8 +527,9 @@ LINK = re.compile(r'\[((?:[^\[\]]|\\\[|\\\])*)\]\((\S+?)(?: "((?:[^"\\]|\\.)*)")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_citations_and_links_are_the_pages(editions, chapter, book_html):
     page = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
+    citation = r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>'
     cited = {(m.group(1), html.unescape(re.sub(r"<[^>]+>", "", m.group(2))))
-             for m in re.finditer(r'<a class="reference internal" href="bibliography\.html#(id\d+)"[^>]*>(.*?)</a>', page)}
+             for m in re.finditer(citation, page)}
     nb = exported(editions, chapter)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     ours, anchors_needed = set(), []
@@ -577,8 +568,9 @@ def test_lab_edition_links_chapters_to_notebooks_that_exist(editions):
 @pytest.mark.book
 def test_export_refuses_a_build_older_than_a_chapter(book_html, tmp_path):
     root = tmp_path / "repo"
+    root.mkdir()
     for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name) if root.exists() else (root.mkdir(), shutil.copy(ROOT / name, root / name))
+        shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
     build = tmp_path / "build"
     shutil.copytree(book_html.parent / ".doctrees", build / ".doctrees")
@@ -721,7 +713,8 @@ def test_small_book_figures_exercises_and_references_read_as_on_its_pages(mini):
     numrefs = [page_text(t) for t in re.findall(r'<span class="std std-numref">(.*?)</span>', page)]
     assert numrefs == ["Fig. 1.1", "Figure 1.1"]
     assert re.findall(r"\[(Fig\. 1\.1|Figure 1\.1)\]", md) == numrefs
-    exercises = [page_text(t) for t in re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?|Exercise.*?)</p>', page)]
+    titles = re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?|Exercise.*?)</p>', page)
+    exercises = [page_text(t) for t in titles]
     assert exercises == ["Exercise 1.1 (First)", "Exercise 1.2", "Exercise (Not numbered)"]
     assert re.findall(r"^#{2,6} (Exercise\b(?!s).*)$", md, re.M) == exercises
     solutions = [page_text(t) for t in re.findall(r'<p class="admonition-title">(Solution to.*?)</p>', page)]

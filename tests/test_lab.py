@@ -14,27 +14,17 @@ JupyterLab runs on the edition written into a temporary folder (autosave never t
 repository).
 LAB_CHAPTERS=02,09 limits the chapters; LAB_REPORT=path keeps the report (with the Run All
 times and the redraw timings) for benchmarks/bench_redraw.py."""
-import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
+import export_notebooks as E
 from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, lab_chapters, live_summary, require_browser
 
 pytestmark = [pytest.mark.lab, pytest.mark.book]
-
-
-def exporter():
-    if "export_notebooks" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["export_notebooks"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["export_notebooks"]
 
 
 CHAPTERS = lab_chapters()
@@ -43,7 +33,6 @@ CHAPTERS = lab_chapters()
 @pytest.fixture(scope="module")
 def edition(book_html, tmp_path_factory):
     """The JupyterLab edition of every chapter, as Binder's postBuild writes it."""
-    E = exporter()
     folder = tmp_path_factory.mktemp("binder") / E.EDITION_DIR
     E.export_book(folder, E.BookIndex.from_build(ROOT, book_html.parent), "lab")
     return folder
@@ -100,7 +89,7 @@ def test_citations_and_references_resolve(lab_report, name):
 @pytest.mark.parametrize("name", list(CHAPTERS))
 def test_links_to_other_chapters_name_their_notebooks(lab_report, name):
     links = chapter(lab_report, name)["beforeRun"]["chapterLinks"]
-    broken = [l for l in links if l["found"] != "notebook"]
+    broken = [link for link in links if link["found"] != "notebook"]
     assert not broken, broken[:5]
 
 

@@ -35,9 +35,16 @@ def curves(nudge=0.0, legend=True, title="loss"):
     return fig
 
 
+def as_shown(fig):
+    """The figure as a chapter shows it (mplfig.figure_html), the figure closed."""
+    shown = mplfig.figure_html(fig)
+    plt.close(fig)
+    return shown
+
+
 # --- figures -------------------------------------------------------------------------------------
 def test_a_figure_is_inline_svg_with_a_deterministic_description():
-    bundle = mplfig.figure_html(curves())
+    bundle = as_shown(curves())
     assert set(bundle) == {"text/html", "text/plain"}
     html = bundle["text/html"]
     assert html.startswith('<div class="cnn-figure"') and "</svg></div><p class=\"cnn-figure-untrusted\">" in html
@@ -48,11 +55,11 @@ def test_a_figure_is_inline_svg_with_a_deterministic_description():
 
 
 def test_the_same_figure_gives_the_same_bytes():
-    assert mplfig.figure_html(curves()) == mplfig.figure_html(curves())
+    assert as_shown(curves()) == as_shown(curves())
 
 
 def test_ids_are_unique_per_figure_and_all_resolve():
-    a, b = mplfig.figure_html(curves())["text/html"], mplfig.figure_html(curves(title="other"))["text/html"]
+    a, b = as_shown(curves())["text/html"], as_shown(curves(title="other"))["text/html"]
     for html in (a, b):
         ids = re.findall(r'\bid="([^"]+)"', html)
         refs = set(re.findall(r'url\(#([^)]+)\)', html)) | set(re.findall(r'href="#([^"]+)"', html))
@@ -63,7 +70,7 @@ def test_ids_are_unique_per_figure_and_all_resolve():
 
 
 def test_the_chrome_follows_the_theme_and_nothing_paints_a_background():
-    html = mplfig.figure_html(curves())["text/html"]
+    html = as_shown(curves())["text/html"]
     assert "fill: currentColor" in html and "stroke: currentColor" in html
     for text in re.findall(r"<text\b[^>]*>", html):
         assert "fill: currentColor" in text, f"text not in the page's colour: {text}"
@@ -74,7 +81,7 @@ def test_the_chrome_follows_the_theme_and_nothing_paints_a_background():
 
 
 def test_figures_are_sized_for_the_column_and_never_shrink_below_80_percent():
-    html = mplfig.figure_html(curves())["text/html"]
+    html = as_shown(curves())["text/html"]
     w = int(re.search(r'<svg[^>]*\bwidth="(\d+)"', html).group(1))
     style = re.search(r'<svg[^>]*style="([^"]*)"', html).group(1)
     assert f"max-width:{w}px" in style and f"min-width:{round(0.8 * w)}px" in style and "width:100%" in style
@@ -84,7 +91,7 @@ def test_small_text_is_raised_to_the_smallest_legible_size():
     fig = curves()
     fig.axes[0].set_xlabel("epoch", fontsize=5)
     fig.axes[0].tick_params(labelsize=4)
-    html = mplfig.figure_html(fig)["text/html"]
+    html = as_shown(fig)["text/html"]
     sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", html)]
     assert sizes and min(sizes) >= mplfig.MIN_FONT_PX * 0.75 - 1e-9, sizes  # pt (SVG user units)
 
@@ -101,7 +108,6 @@ def test_a_figure_wider_than_the_column_is_refused():
 def test_show_figure_displays_once_and_closes_the_figure(capsys):
     from ipywidgets import Output
 
-    plt.close("all")
     out = Output()
     fig = curves()
     show_figure(fig, out=out)
@@ -123,11 +129,11 @@ def sanitized(text: str) -> str:
 
 
 def test_nbval_compares_a_figure_whose_data_differ_in_the_last_digits_as_equal():
-    a = mplfig.figure_html(curves())["text/html"]
-    b = mplfig.figure_html(curves(nudge=0.01))["text/html"]  # moves the line and a marker
+    a = as_shown(curves())["text/html"]
+    b = as_shown(curves(nudge=0.01))["text/html"]  # moves the line and a marker
     assert a != b
     assert sanitized(a) == sanitized(b)
-    c = mplfig.figure_html(curves(title="accuracy"))["text/html"]
+    c = as_shown(curves(title="accuracy"))["text/html"]
     assert sanitized(a) != sanitized(c), "the figure's texts are still compared"
     printed = "dX = [[0.5 1.25]]\nloss 0.123456789, cnnfig-3 id=\"x\""
     assert sanitized(printed) == printed, "printed outputs are compared as they are"
@@ -202,8 +208,9 @@ def test_the_mark_colour_reads_in_both_themes():
 def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words():
     """JupyterLab's sanitizer (untrusted notebooks) removes <style> and <svg> tags but keeps
     their text: the drawing's box is `hidden` unless the figure's own style shows it."""
-    html = mplfig.figure_html(curves())["text/html"]
-    m = re.match(r'<div class="cnn-figure"[^>]*>(<style>[^<]*</style>)<div class="cnn-figure-draw" hidden="hidden"><svg', html)
+    html = as_shown(curves())["text/html"]
+    m = re.match(r'<div class="cnn-figure"[^>]*>(<style>[^<]*</style>)'
+                 r'<div class="cnn-figure-draw" hidden="hidden"><svg', html)
     assert m and ".cnn-figure>.cnn-figure-draw{display:block!important}" in m.group(1)
     assert ".cnn-figure>.cnn-figure-untrusted{display:none}" in m.group(1)
     sanitized_view = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
@@ -213,6 +220,8 @@ def test_where_html_is_sanitized_a_note_replaces_the_drawing_not_its_stray_words
 
 
 # --- the layout checker finds each kind of offender ------------------------------------------------
+WIDE_WHITE_IMAGE = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E"
+                    "%3Crect width='1000' height='100' fill='%23fff'/%3E%3C/svg%3E")
 SYNTHETIC = """<!doctype html><html data-theme="light"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
@@ -230,7 +239,7 @@ mjx-math {{ display: inline-block; width: 900px; height: 20px; }}
 <h2>Code</h2><pre>{long_line}</pre>
 <h2>Math</h2><mjx-container display="true"><mjx-math></mjx-math></mjx-container>
 <h2>Box</h2><div class="clip"><div class="wide"></div></div>
-<h2>Figure</h2><div class="cell_output"><img width="1000" height="100" src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E%3Crect width='1000' height='100' fill='%23fff'/%3E%3C/svg%3E"></div>
+<h2>Figure</h2><div class="cell_output"><img width="1000" height="100" src="{wide_white_image}"></div>
 <div class="cnn-figure"><svg class="cnn-figure-svg" width="300" height="100" viewBox="0 0 300 100"
  style="width:100%;max-width:300px;display:block"><rect width="300" height="60" fill="#ffffff"/>
  <text x="10" y="85" style="font-size: 6px; fill: #000000">tiny black text</text></svg></div>
@@ -251,7 +260,8 @@ def test_the_layout_checker_finds_each_kind_of_offender(tmp_path):
     require_browser()
     page = tmp_path / "site" / "bad.html"
     page.parent.mkdir()
-    page.write_text(SYNTHETIC.format(long_line="x = 1  # " + "a" * 120, padding=base64.b64encode(os.urandom(450_000)).decode()))
+    page.write_text(SYNTHETIC.format(long_line="x = 1  # " + "a" * 120, wide_white_image=WIDE_WHITE_IMAGE,
+                                     padding=base64.b64encode(os.urandom(450_000)).decode()))
     out = tmp_path / "out"
     with serve(page.parent) as base:
         res = subprocess.run(["node", str(ROOT / "tests" / "browser" / "check_layout.js"), base, str(out), "bad.html"],

@@ -38,6 +38,7 @@ import pytest
 import tomllib
 import yaml
 
+import export_notebooks as E
 from browser_support import CHROMIUM, ROOT, require_browser
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
@@ -80,6 +81,11 @@ def uses(doc: dict, action: str) -> list[dict]:
     return [s for s in steps(doc) if s.get("uses", "").split("@")[0] == action]
 
 
+def jobs_with_step(doc: dict, matches) -> list[dict]:
+    """The jobs of a workflow that have a step for which ``matches(step)`` holds."""
+    return [job for job in doc["jobs"].values() if any(matches(s) for s in job.get("steps", []))]
+
+
 def repo_parts() -> tuple[str, str, str]:
     url = CONFIG["repository"]["url"].rstrip("/")
     m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+)", url)
@@ -114,11 +120,11 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     (upload,) = uses(pages, "actions/upload-pages-artifact")
     assert upload["with"]["path"] == "_build/html"
     assert uses(pages, "actions/deploy-pages")
-    deploy = [j for j in pages["jobs"].values() if any(s.get("uses", "").startswith("actions/deploy-pages") for s in j["steps"])]
+    deploy = jobs_with_step(pages, lambda s: s.get("uses", "").startswith("actions/deploy-pages"))
     assert deploy and deploy[0]["environment"]["name"] == "github-pages"
     # the PDF is printed after the build and published inside the site, where the pages link to it
     lines = run_lines(pages)
-    pdf = [l for l in lines if l.startswith("python scripts/book_pdf.py")]
+    pdf = [line for line in lines if line.startswith("python scripts/book_pdf.py")]
     assert pdf and lines.index(pdf[0]) > lines.index(build)
     assert re.search(r"--out _build/html/\S+\.pdf", pdf[0])
     assert "--html _build/html" in pdf[0]
@@ -127,52 +133,39 @@ def test_pages_workflow_builds_with_the_readme_command_and_deploys():
     assert str(build_step.get("env", {}).get("BOOK_PDF_LINK")) == "1"
 
 
-def export_module():
-    import importlib.util
-
-    if "export_notebooks" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("export_notebooks", ROOT / "scripts" / "export_notebooks.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["export_notebooks"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["export_notebooks"]
-
-
 def test_pages_workflow_publishes_the_colab_edition_where_the_buttons_point():
-    E = export_module()
     pages = workflow("pages.yml")
     assert pages["permissions"]["contents"] == "read", "only the job that pushes the edition may write"
     lines = run_lines(pages)
     build = readme_commands()[0]
-    export = [l for l in lines if l.startswith("python scripts/export_notebooks.py")]
+    export = [line for line in lines if line.startswith("python scripts/export_notebooks.py")]
     assert export == [f"python scripts/export_notebooks.py _build/html/{E.EDITION_DIR}"], \
         "the Colab edition goes next to the pages, where the download menu links it"
     assert lines.index(export[0]) > lines.index(build), "the export reads the build"
-    (build_job,) = [j for j in pages["jobs"].values() if any(build in s.get("run", "") for s in j["steps"])]
+    (build_job,) = jobs_with_step(pages, lambda s: build in s.get("run", ""))
     (upload,) = [s for s in build_job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload["with"]["path"] == f"_build/html/{E.EDITION_DIR}"
     assert build_job["steps"].index(upload) < [s.get("uses", "").split("@")[0] for s in build_job["steps"]].index(
         "actions/upload-pages-artifact"), "the edition is in the site's artifact too"
-    (push_job,) = [j for j in pages["jobs"].values()
-                   if any("git push" in s.get("run", "") for s in j.get("steps", []))]
+    (push_job,) = jobs_with_step(pages, lambda s: "git push" in s.get("run", ""))
     assert push_job["permissions"] == {"contents": "write"}
     (download,) = [s for s in push_job["steps"] if s.get("uses", "").startswith("actions/download-artifact")]
     assert download["with"]["name"] == upload["with"]["name"]
-    push = [l for s in push_job["steps"] for l in s.get("run", "").splitlines() if "git push" in l]
+    push_lines = [line for s in push_job["steps"] for line in s.get("run", "").splitlines()]
+    push = [line for line in push_lines if "git push" in line]
     assert push and push[0].strip().endswith(f" {E.EDITION_BRANCH}"), "pushed to the branch the Colab buttons open"
-    assert [l for s in push_job["steps"] for l in s.get("run", "").splitlines() if "git init" in l] == \
-        [f"git init -q -b {E.EDITION_BRANCH}"]
+    assert [line for line in push_lines if "git init" in line] == [f"git init -q -b {E.EDITION_BRANCH}"]
 
 
 def test_binder_writes_the_jupyterlab_edition_that_its_buttons_open():
-    E = export_module()
     post = ROOT / "postBuild"
     assert post.exists() and os.access(post, os.X_OK), "repo2docker runs an executable postBuild"
     assert not (ROOT / "binder").exists() and not (ROOT / ".binder").exists(), \
         "a binder/ folder would make repo2docker ignore requirements.txt and postBuild at the root"
-    lines = [l.strip() for l in post.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
-    build = [l for l in lines if l.startswith("jupyter-book build .")]
-    export = [l for l in lines if l.startswith("python scripts/export_notebooks.py")]
+    lines = [line.strip() for line in post.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    build = [line for line in lines if line.startswith("jupyter-book build .")]
+    export = [line for line in lines if line.startswith("python scripts/export_notebooks.py")]
     assert build and export and lines.index(build[0]) < lines.index(export[0])
     assert export[0] == f"python scripts/export_notebooks.py --edition lab {E.EDITION_DIR}"
     assert f"/{E.EDITION_DIR}/" in (ROOT / ".gitignore").read_text().splitlines(), "the edition is never committed"
@@ -220,21 +213,19 @@ def test_setup_cell_installs_from_the_configured_repository(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_launches_its_editions_in_colab_and_binder(book_html, chapter):
-    E = export_module()
     org, repo, branch = repo_parts()
     name = chapter.rsplit("/", 1)[-1]
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
     links = set(re.findall(r'href="([^"]+)"', text))
     colab = f"https://colab.research.google.com/github/{org}/{repo}/blob/{E.EDITION_BRANCH}/{name}.ipynb"
     binder = f"https://mybinder.org/v2/gh/{org}/{repo}/{branch}?urlpath=lab/tree/{E.EDITION_DIR}/{name}.ipynb"
-    assert colab in links, [l for l in links if "colab" in l]
-    assert binder in links, [l for l in links if "binder" in l]
+    assert colab in links, [link for link in links if "colab" in link]
+    assert binder in links, [link for link in links if "binder" in link]
 
 
 @pytest.fixture(scope="module")
 def colab_edition(book_html, tmp_path_factory):
     """The Colab edition written from this build, as the Pages workflow writes it."""
-    E = export_module()
     out = tmp_path_factory.mktemp("site") / E.EDITION_DIR
     E.export_book(out, E.BookIndex.from_build(ROOT, book_html.parent), "colab")
     return out
@@ -242,7 +233,6 @@ def colab_edition(book_html, tmp_path_factory):
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_download_menu_offers_the_colab_edition_with_its_setup_cell(book_html, colab_edition, chapter):
-    E = export_module()
     text = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
     name = chapter.rsplit("/", 1)[-1]
     href = "../" * chapter.count("/") + f"{E.EDITION_DIR}/{name}.ipynb"
@@ -491,7 +481,7 @@ def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
     for chapter in CHAPTERS:
         # the first plain line (no markup) of each solution is printed: the solutions are unfolded
         for body in solution_texts(ROOT / f"{chapter}.ipynb"):
-            plain = [l for l in body if l.strip() and not re.search(r"[`$\\{}\[\]*_|<>#]", l)]
+            plain = [line for line in body if line.strip() and not re.search(r"[`$\\{}\[\]*_|<>#]", line)]
             if plain:
                 words = " ".join(normalized(plain[0]).split()[:6])
                 assert words in text, f"{chapter}: the solution text {words!r} is not in the PDF (folded?)"

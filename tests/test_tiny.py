@@ -6,6 +6,7 @@ network diagram."""
 
 import re
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -13,33 +14,11 @@ import mlp_cnn_core as core
 from cnnviz import mplfig, tiny
 from cnnviz import relu as ch04
 from cnnviz.explorable import _clean, _finish, call, figure, rebuild
+from conftest import conv_loops, first_max
 
 # ---------------------------------------------------------------------------
 # Independent references: loops over the cells
 # ---------------------------------------------------------------------------
-
-
-def conv_loops(x, w, b=0.0):
-    H, Wd = x.shape
-    k = w.shape[0]
-    out = np.full((H - k + 1, Wd - k + 1), float(b))
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            for a in range(k):
-                for c in range(k):
-                    out[i, j] += x[i + a, j + c] * w[a, c]
-    return out
-
-
-def first_max(a, i, j, k=2):
-    """The first maximum of window (i, j) in row-major order (a strict > while
-    scanning)."""
-    best = (k * i, k * j)
-    for r in range(k * i, k * i + k):
-        for c in range(k * j, k * j + k):
-            if a[r, c] > a[best]:
-                best = (r, c)
-    return best
 
 
 def network_loops(XX, W, b, WW, t, relu):
@@ -590,4 +569,5 @@ def test_network_figure(relu, backward):
     assert n_cells == 36 + 16 + (16 if relu else 0) + 4 + 4 + 1
     assert fig.get_size_inches()[0] * 96 <= mplfig.COLUMN_PX + 0.5
     html = mplfig.figure_html(fig)["text/html"]  # refuses a figure too wide
+    plt.close(fig)
     assert "<svg" in html

@@ -21,10 +21,10 @@
 // in JupyterLab (its tab current, its title shown).
 // Exits 1 when something a reader would see as broken was found.
 const path = require("path");
-const fs = require("fs");
 const { chromium } = require("playwright-core");
 const { CHROMIUM_ARGS } = require("./local_cdn");
 const { installTiming, takeTimings } = require("./redraw_timing");
+const { finish, crashed } = require("./report");
 
 const RAW_MYST = /\{(cite|cite:[a-z]+|doc|ref|numref|eq|term|download|exercise|solution|admonition|note|warning|figure)\}|^\s*(```|:::)\s*\{/m;
 const WIDGET_REPR = /\b(VBox|HBox|Box|IntSlider|FloatSlider|Dropdown|Output|Button|AnyWidget)\(children=|\b(IntSlider|FloatSlider|Dropdown|ToggleButtons)\(value=|Error displaying widget|model not found|object at 0x[0-9a-f]+/;
@@ -376,8 +376,5 @@ async function saveAndReopen(page, nb, n, src, result) {
     }
   }
   await browser.close();
-  const text = JSON.stringify(report);
-  if (opts.out) fs.writeFileSync(opts.out, text);
-  else console.log(text);
-  process.exit(bad ? 1 : 0);
-})().catch((e) => { console.error(e); process.exit(2); });
+  finish(report, opts.out, bad);
+})().catch(crashed);

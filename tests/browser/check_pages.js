@@ -27,6 +27,7 @@ const { chromium } = require("playwright-core");
 const { routeLocal, CHROMIUM_ARGS } = require("./local_cdn");
 const { installTiming, takeTimings } = require("./redraw_timing");
 const { measureLayout, trackWeight, waitDrawn } = require("./check_layout");
+const { finish, crashed } = require("./report");
 
 const MUST_LOAD = new Set(["script", "font", "stylesheet"]);
 
@@ -263,8 +264,5 @@ async function checkPage(context, base, name, shots, expected, layout) {
   }
   result.blocked = Array.from(blocked);
   await browser.close();
-  const text = JSON.stringify(result);
-  if (opts.out) fs.writeFileSync(opts.out, text);
-  else console.log(text);
-  process.exit(bad ? 1 : 0);
-})().catch((e) => { console.error(e); process.exit(2); });
+  finish(result, opts.out, bad);
+})().catch(crashed);
