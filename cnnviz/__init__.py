@@ -19,18 +19,7 @@ How a chapter shows the rest (each prints once, reads in both themes and fits th
   a colour that follows the theme (``\\class{cnn-max}``, styled by ``_static/book.css``).
 """
 from . import mplfig  # noqa: F401
-from .draw import (  # noqa: F401
-                   ACCENT,
-                   HIGHLIGHT,
-                   MARK_TEX,
-                   WINDOW,
-                   draw_matrix,
-                   format_value,
-                   latex_matrix,
-                   matrices_figure,
-                   outline_cells,
-                   outline_window,
-)
+from .draw import MARK_TEX, format_value, latex_matrix  # noqa: F401
 from .explorable import StateFigure, call, figure, matrices  # noqa: F401
 from .mplfig import show_figure  # noqa: F401
 from .table import show_table  # noqa: F401

@@ -83,30 +83,13 @@ through :func:`call` so the page test can recompute the figure with the current 
 :func:`figure` also draws an explorable as it is now (``cnnviz.figure(explorable, values={...})``)
 and follows a cell as hovering shows it (``follow="dx:3:2"``: the cell, the cells it links to,
 its windows and the read-out text); ``panels=[...]`` picks panels.  For a plain row of matrices
-(what ``matrices_figure`` drew) use :func:`matrices`::
+use :func:`matrices`::
 
     cnnviz.figure(cnnviz.call(cnnviz.matrices, [P, K_rot, dXX], ["pad(∂L/∂L1)", "rot180(W)", "∂L/∂XX"],
                               scale="div", ops=[None, "⋆", "="]))
 
 A figure made from a plain state dict draws too, but cannot be recomputed (:func:`rebuild` says
 so), so the book's page test cannot check its numbers: in the book, use :func:`call`.
-
-From matplotlib (``cnnviz.draw``) to the picture language:
-
-======================================================  ==========================================================
-``draw_matrix(ax, M, title=t)``                         ``panel(pid, t, M)`` (``scale="seq"``)
-``diverging=True``, ``cmap="RdBu_r"``                   ``scale="div"`` (``limit=`` for a range shared by panels)
-``cmap="Greys"``/``"Blues"`` with ``vmin``/``vmax``     ``scale="seq", span=(vmin, vmax)``
-``annotate=False``; ``fmt="{:g}"``                      ``text=`` (``""`` for a blank cell); ``fmt="{:g}"``
-``highlight=mask``, ``outline_cells(ax, mask)``         ``classes=np.where(mask, "hl", "")`` (or win, tie, sel)
-``outline_window(ax, r, c, h, w, color=...)``           ``windows=[window(pid, r, c, h, w, "c2")]``
-a ``"⊙"``/``"="``/``"→"`` written between two axes      ``op="⊙"`` on the panel after it
-``row_labels``/``col_labels``                           the same arguments of :func:`panel`
-``fig.suptitle(t)``; a second row of axes               ``figure(..., title=t)``; ``new_row=True``
-``ax.legend(...)``, colours explained in the text        the state's ``"legend"`` wording
-``matrices_figure(mats, titles)``                       ``figure(call(matrices, mats, titles))``
-``fig = state_figure(st, ...); plt.show()``             ``figure(call(state_fn, *args), ...)`` as the cell's last line
-======================================================  ==========================================================
 """
 from __future__ import annotations
 
