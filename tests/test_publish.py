@@ -469,10 +469,12 @@ def solution_texts(path: Path) -> list[list[str]]:
 
 def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
     text = normalized(" ".join(pdf_texts(book_pdf)))
-    # math that MathJax did not typeset keeps the delimiters Sphinx writes around it (code cells
-    # may well show TeX commands such as \\frac in strings, but not these)
+    # math that MathJax did not typeset keeps the delimiters Sphinx writes around it; code cells
+    # may show TeX in a string (Math(r"\\begin{aligned}" ...)), so a delimiter right after a quote
+    # is code, not math
     for raw in ["\\(", "\\[", "$$", "\\begin{"]:
-        assert raw not in text, f"untypeset math {raw!r} in the PDF"
+        bare = re.search(r"(?<![\"'])" + re.escape(raw), text)
+        assert not bare, f"untypeset math {raw!r} in the PDF: {text[max(bare.start() - 80, 0):bare.end() + 80]!r}"
     # code lines wrap whole (_static/book_print.js): never a comment's "#" alone at a line's end
     for i, page in enumerate(book_pdf.pages):
         alone = [line for line in page.extract_text().splitlines() if re.search(r"(^|\s)#$", line)]
