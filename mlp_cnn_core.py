@@ -313,7 +313,11 @@ class MaxPoolCache(_WindowCache):
 
     rows = property(lambda self: self._winner()[0])
     cols = property(lambda self: self._winner()[1])
-    argmax = property(lambda self: self.rows * self.geometry.in_size[1] + self.cols)
+
+    @property
+    def argmax(self) -> np.ndarray:
+        r, c = self._winner()
+        return r * self.geometry.in_size[1] + c
 
 
 def _pool_input(x: Any, kernel_size: Pair, stride: Optional[Pair], padding: Pair,
@@ -375,9 +379,10 @@ def maxpool2d_backward_naive(dout: ArrayLike, cache: MaxPoolCache) -> np.ndarray
         cells = [geo.input_cell(i, j, a, b) for a, b in _offsets(geo)
                  if geo.is_real(i, j, a, b)]
         values = [cache.x[tuple(lead) + rc] for rc in cells]
-        top = values[_first_max(values)]
+        best = _first_max(values)
+        top = values[best]
         if cache.ties == "first":
-            winners = [cells[_first_max(values)]]
+            winners = [cells[best]]
         else:  # every cell equal to the maximum (a NaN equals a NaN maximum)
             winners = [rc for rc, v in zip(cells, values)
                        if v == top or (np.isnan(v) and np.isnan(top))]

@@ -17,7 +17,8 @@ read first:
   for small arrays and ``+=`` on strided planes for large ones;
 * the convolution splits the padded input by stride phase, so that im2col is ``kh*kw``
   contiguous slices (memcpy) and col2im ``kh*kw`` contiguous ``+=``, about 1 MiB of
-  columns at a time; small inputs take the core's im2col, and its numbers bit for bit;
+  columns at a time; small inputs take the core's im2col, and its numbers bit for bit
+  (float32's dx is summed in float64 by ``np.bincount``, then rounded once);
 * ReLU's backward pass multiplies by the mask instead of ``np.where`` (large arrays).
 
 ``mlp_cnn_train`` and ``benchmarks/bench_core.py`` use this module; the chapters read
@@ -124,18 +125,19 @@ def _window_starts(geo: WindowGeometry) -> Tuple[np.ndarray, np.ndarray]:
     return r0 * W + c0, (np.arange(kh)[:, None] * W + np.arange(kw)).ravel()
 
 
-def _sum_windows(parts: np.ndarray, lead: Tuple[int, ...], geo: WindowGeometry,
-                 dtype) -> np.ndarray:
-    """:func:`mlp_cnn_core._sum_windows`, ``dx (*lead, H, W)``: a small array in one
-    ``np.bincount`` over every cell's flat index, a large one an offset at a time."""
+def _sum_windows(parts: np.ndarray, x_shape: Tuple[int, ...],
+                 geo: WindowGeometry) -> np.ndarray:
+    """:func:`mlp_cnn_core._sum_windows`, ``dx`` of shape ``x_shape (..., H, W)``: a small
+    array in one ``np.bincount`` over every cell's flat index, a large one an offset at a
+    time."""
     (ph, pw), (H, W) = geo.padding, geo.in_size
-    shape = lead + (H + 2 * ph, W + 2 * pw)
+    shape = tuple(x_shape[:-2]) + (H + 2 * ph, W + 2 * pw)
     if parts.size <= _SMALL:
         index = _cell_index(geo, shape).ravel()
         sums = np.bincount(index, parts.ravel(), minlength=math.prod(shape))
-        dxp = sums.reshape(shape).astype(dtype, copy=False)
+        dxp = sums.reshape(shape).astype(parts.dtype, copy=False)
     else:
-        dxp = np.zeros(shape, dtype)
+        dxp = np.zeros(shape, parts.dtype)
         win = _windows(dxp, geo)
         for a, b in _offsets(geo):
             win[..., a, b] += parts[..., a, b]
@@ -218,7 +220,7 @@ def maxpool2d_backward(dout: ArrayLike, cache: MaxPoolCache) -> np.ndarray:
     shares = _shares(cache)
     parts = np.multiply(dout[..., None, None], shares, where=shares != 0,
                         out=np.zeros(shares.shape, dout.dtype))  # never inf * 0 = NaN
-    return _sum_windows(parts, x.shape[:-2], geo, dout.dtype)
+    return _sum_windows(parts, x.shape, geo)
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +234,7 @@ def avgpool2d_backward(dout: ArrayLike, cache: AvgPoolCache) -> np.ndarray:
     kh, kw = cache.kernel_size
     share = (dout / dout.dtype.type(kh * kw))[..., None, None]
     share = np.broadcast_to(share, dout.shape + (kh, kw))
-    return _sum_windows(share, cache.x_shape[:-2], cache.geometry, dout.dtype)
+    return _sum_windows(share, cache.x_shape, cache.geometry)
 
 
 # ---------------------------------------------------------------------------
@@ -368,11 +370,12 @@ def conv2d_backward(dout: ArrayLike, cache: ConvCache) -> Grads:
     geo, x, w = cache.geometry, cache.x, cache.w.astype(dout.dtype, copy=False)
     (N, C), F = x.shape[:2], w.shape[0]
     (kh, kw), (Ho, Wo) = geo.kernel_size, geo.out_size
-    if _small(x, geo):  # the core's arithmetic, bit for bit
+    if _small(x, geo):  # the core's arithmetic: bit for bit in float64 (np.bincount
+        # sums float32's dx in float64, then rounds once)
         g = dout.transpose(1, 0, 2, 3).reshape(F, -1)
         dw = (g @ _im2col(x.astype(dout.dtype, copy=False), geo).T).reshape(w.shape)
         dcols = (w.reshape(F, -1).T @ g).reshape(C, kh, kw, N, Ho, Wo)
-        dx = _sum_windows(dcols.transpose(3, 0, 4, 5, 1, 2), (N, C), geo, dout.dtype)
+        dx = _sum_windows(dcols.transpose(3, 0, 4, 5, 1, 2), x.shape, geo)
         return dx, dw, dout.sum(axis=(0, 2, 3))
     plan = _shift_plan(geo, N, C, dout.itemsize, _COLUMN_BYTES)
     xq = _phases(x.astype(dout.dtype, copy=False), geo, plan)  # cheaper than keeping
