@@ -41,9 +41,8 @@ except ImportError:  # the benchmark still runs, without the PyTorch column
     torch = None
 
 
-CLOCK = (
-    time.perf_counter
-)  # wall time; --threads 1 switches to the calling thread's CPU time
+# wall time; --threads 1 switches to the calling thread's CPU time
+CLOCK = time.perf_counter
 
 
 def per_call(fn, min_time: float) -> float:
@@ -82,9 +81,10 @@ NAIVE.maxpool2d_backward = core.maxpool2d_backward_naive
 
 
 def make_cases(quick: bool):
-    """``(name, batch, goal, step, ref)``: ``step(layers, m)`` runs one forward +
-    backward pass with the layer functions of ``layers`` on the first ``m`` samples;
-    ``ref()`` runs the same pass in PyTorch.
+    """``(name, batch, goal, (step, ref), loops)``: ``step(layers, m)`` runs one forward
+    + backward pass with the layer functions of ``layers`` on the first ``m`` samples;
+    ``ref()`` runs the same pass in PyTorch; ``loops`` says whether a layer of the case
+    has a naive loop version (ReLU has none: its "loops" would be the core's ReLU).
     """
     rng = np.random.default_rng(0)
     n = 2 if quick else 64
@@ -161,24 +161,17 @@ def make_cases(quick: bool):
         for dtype in (f64, f32):
             shape = (n, channels, size, size)
             name = f"max pool {k}×{k}/2, {'×'.join(map(str, shape))}, {np.dtype(dtype)}"
-            cases.append((name, n, 0.8, pool_case(shape, k, 2, dtype)))
+            cases.append((name, n, 0.8, pool_case(shape, k, 2, dtype), True))
     for dtype, goal in ((f64, 1.1), (f32, 1.3)):
         for stride in (1, 2):
             name = (
                 f"conv 8→16 3×3 pad 1 stride {stride}, {n}×8×{s}×{s}, "
                 f"{np.dtype(dtype).name}"
             )
-            cases.append(
-                (name, n, goal, conv_case((n, 8, s, s), 16, 3, stride, 1, dtype))
-            )
+            cases.append((name, n, goal, conv_case((n, 8, s, s), 16, 3, stride, 1, dtype), True))
     cases += [
-        (f"ReLU, {n}×16×{s}×{s}", n, 2.5, relu_case((n, 16, s, s))),
-        (
-            "tiny net 1×1×6×6 → conv 3×3 → ReLU → pool → 4×1 → L2 (per call)",
-            1,
-            0.55,
-            tiny_net_case(),
-        ),
+        (f"ReLU, {n}×16×{s}×{s}", n, 2.5, relu_case((n, 16, s, s)), False),
+        ("tiny net 1×1×6×6 → conv 3×3 → ReLU → pool → 4×1 → L2 (per call)", 1, 0.55, tiny_net_case(), True),
     ]
     return cases
 
@@ -210,16 +203,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         threadpool_limits(args.threads)
         if torch is not None:
             torch.set_num_threads(args.threads)
-        if (
-            args.threads == 1
-        ):  # all the work runs on this thread: its CPU time ignores other load
+        if args.threads == 1:  # all the work runs on this thread: its CPU time ignores other load
             global CLOCK
             CLOCK = time.thread_time
     repeats = 2 if args.quick else 15
     naive_slice = 1 if args.quick else 2
 
     rows = []
-    for name, n, goal, (step, ref) in make_cases(args.quick):
+    for name, n, goal, (step, ref), loops in make_cases(args.quick):
         t_fast, t_ref, t_core = best_times(
             [
                 lambda: step(fast, n),
@@ -230,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             0.002 if args.quick else 0.05,
         )
         t_naive = None
-        if not args.no_naive:
+        if loops and not args.no_naive:
             m = min(naive_slice, n)
             t_naive = per_call(lambda: step(NAIVE, m), 0.0) * (n / m)
         rows.append((name, goal, t_fast, t_ref, t_core, t_naive))
@@ -288,11 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         for r in table:
             print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
     if not args.no_naive:
-        print(
-            f"(naive loops timed on {naive_slice} sample(s) of the batch and scaled to "
-            "the "
-            "full batch)"
-        )
+        print(f"(naive loops timed on {naive_slice} sample(s) of the batch and scaled to the full batch;"
+              " ReLU has no loop version)")
     return 0
 
 
