@@ -1,13 +1,14 @@
 """What the browser checks share (tests/test_book_build.py, tests/test_lab.py and
 benchmarks/bench_redraw.py): serving a built book, reading the explorables a page
-stores, recomputing their states with the core, running the node scripts of
-tests/browser/, starting JupyterLab on a copy of the chapters, choosing the chapters it
-opens and summing up its report."""
+stores and the text of its solution titles, recomputing the states with the core, running
+the node scripts of tests/browser/, starting JupyterLab on a copy of the chapters,
+choosing the chapters it opens and summing up its report."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import http.server
 import json
 import os
@@ -34,6 +35,20 @@ STATE_RE = re.compile(
 VIEW_RE = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-view\+json">(.*?)</script>', re.S
 )
+SOLUTION_TITLE_RE = re.compile(r'<p class="admonition-title">(Solution to.*?)</p>', re.S)
+# the page curls quotes (Sphinx's smartquotes), JupyterLab and the exported Markdown may not
+STRAIGHT_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+
+
+def html_text(fragment: str) -> str:
+    """The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
+
+
+def solution_titles(page_html: str) -> List[str]:
+    """The titles of a built page's solutions, as its reader sees them ("Solution to
+    Exercise 2.1 (The mask by hand)", unnumbered for a ``:nonumber:`` exercise)."""
+    return [html_text(t) for t in SOLUTION_TITLE_RE.findall(page_html)]
 
 
 def browser_missing() -> Optional[str]:

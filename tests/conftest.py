@@ -440,10 +440,7 @@ def book_html(tmp_path_factory) -> Path:
 
 _MARKS_BY_FIXTURE = {
     "book_html": ("book",),  # needs the built book
-    "browser_report": (
-        "browser",
-    ),  # the pages in Chromium (tests/browser/check_pages.js)
-    "layout_report": ("browser",),  # a phone, dark mode (check_layout.js)
+    "browser_report": ("browser",),  # the pages in Chromium, a phone, dark mode (check_pages.js)
     "book_pdf": ("browser", "slow"),  # the book printed to PDF by Chromium
     "lab_report": ("browser", "lab"),  # JupyterLab with a live kernel
 }

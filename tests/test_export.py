@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import html
 import re
 import shutil
@@ -29,6 +30,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 import export_notebooks as E
+from browser_support import STRAIGHT_QUOTES, html_text, solution_titles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +63,27 @@ def small(tmp_path):
     return tmp_path
 
 
-def small_index(root: Path):
+@functools.lru_cache(maxsize=1)
+def bibliography():
+    """The book's references.bib, parsed once per run."""
     import pybtex.database
+
+    return pybtex.database.parse_file(ROOT / "references.bib")
+
+
+@functools.lru_cache(maxsize=1)
+def sample_citations() -> dict:
+    """Three of the book's references, formatted once per run (pybtex takes ~50 ms)."""
     import pybtex.plugin
 
-    bib = pybtex.database.parse_file(ROOT / "references.bib")
+    bib = bibliography()
     formatted = {e.key: e for e in pybtex.plugin.find_plugin("pybtex.style.formatting", "alpha")()
                  .format_entries(bib.entries.values())}
-    citations = {key: E.Citation("book/bibliography", f"id{n}", bib.entries[key], formatted[key], f"Full {key}.")
-                 for n, key in enumerate(["seo2018maxpool", "so2020simplecnn", "paszke2019pytorch"], 1)}
+    return {key: E.Citation("book/bibliography", f"id{n}", bib.entries[key], formatted[key], f"Full {key}.")
+            for n, key in enumerate(["seo2018maxpool", "so2020simplecnn", "paszke2019pytorch"], 1)}
+
+
+def small_index(root: Path):
     return E.BookIndex(
         root=root, config=CONFIG,
         docnames=["book/intro", "book/01_a", "book/02_b", "book/bibliography"],
@@ -85,7 +99,7 @@ def small_index(root: Path):
         secnumbers={"book/01_a": {"": "1", "#sec-a": "1.1"}, "book/02_b": {"": "2"}},
         exercise_labels={"book/02_b": ["ex-b-1", "ex-b-2"], "book/01_a": ["ex-a-1"]},
         equations={"eq-b": ("book/02_b", "equation-eq-b", "2.1")},
-        citations=citations,
+        citations=sample_citations(),
         numfig_format={"section": "Section %s", "figure": "Fig. %s", "table": "Table %s",
                        "code-block": "Listing %s", "exercise": "Exercise %s"},
         math_macros={"R": "\\mathbb{R}", "norm": ["\\lVert #1 \\rVert", 1]},
@@ -433,20 +447,18 @@ def test_code_cells_are_the_chapters(editions, chapter):
 @pytest.mark.book
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_colab_edition_shows_no_myst_to_a_commonmark_renderer(editions, chapter):
-    import pybtex.database
-
-    keys = list(pybtex.database.parse_file(ROOT / "references.bib").entries.keys())
+    keys = list(bibliography().entries.keys())
     nb = exported(editions, chapter)
-    for html_text in rendered_markdown(nb):
-        text = visible_text(html_text)
+    for rendered in rendered_markdown(nb):
+        text = visible_text(rendered)
         # a role reads {name} followed by its content as code
-        role = re.search(r"\{[a-z][\w:-]*\}(`|<code>)", html_text)
-        assert not role, f"a role is left: {html_text[max(0, role.start() - 60):role.end() + 40]!r}"
-        assert not re.search(r'class="language-\{', html_text), "a directive is left (shown as a code block)"
+        role = re.search(r"\{[a-z][\w:-]*\}(`|<code>)", rendered)
+        assert not role, f"a role is left: {rendered[max(0, role.start() - 60):role.end() + 40]!r}"
+        assert not re.search(r'class="language-\{', rendered), "a directive is left (shown as a code block)"
         assert not re.search(r"^\s*(`{3,}|:{3,})\s*\{", text, re.M), "a directive fence is left"
         assert not re.search(r"^\s*\([\w-]+\)=\s*$", text, re.M), "a (label)= target is left"
         assert not re.search(r"\$\$\s*\([\w-]+\)", text), "an equation label is left as text"
-        shown = html.unescape(re.sub(r"<[^>]+>", " ", html_text))  # with code: a key is not code either
+        shown = html.unescape(re.sub(r"<[^>]+>", " ", rendered))  # with code: a key is not code either
         for key in keys:
             assert not re.search(rf"(?<![\w/#.-]){re.escape(key)}(?![\w-])", shown), f"citation key {key} shown bare"
         assert "Citation Not Found" not in text
@@ -480,18 +492,15 @@ def solution_spans(nb) -> list[list[int]]:
 def test_solutions_are_folded_with_the_pages_titles(editions, chapter, book_html):
     source = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
     page = (book_html / f"{chapter}.html").read_text(encoding="utf-8")
-    page_titles = [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", t))).strip()
-                   for t in re.findall(r'<p class="admonition-title">(Solution to.*?)</p>', page, re.S)]
+    page_titles = solution_titles(page)
     nb = exported(editions, chapter)
     md = [c.source for c in nb.cells if c.cell_type == "markdown"]
-    summaries = [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", s))).strip()
-                 for s in re.findall(r"<details><summary>(.*?)</summary>", "\n".join(md))
+    summaries = [html_text(s) for s in re.findall(r"<details><summary>(.*?)</summary>", "\n".join(md))
                  if not s.endswith("(continued)")]
     spans = solution_spans(source)
     assert len(summaries) == len(spans) == len(page_titles) > 0
     # the same titles, up to typography (the page curls quotes)
-    curl = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
-    assert [s.translate(curl) for s in summaries] == [t.translate(curl) for t in page_titles]
+    assert [s.translate(STRAIGHT_QUOTES) for s in summaries] == [t.translate(STRAIGHT_QUOTES) for t in page_titles]
     # nothing of a solution outside a fold: its prose only inside <details>, its code cells folded
     outside = "\n".join(re.sub(r"<details>.*?</details>", "", s, flags=re.S) for s in md)
     by_id = {c["id"]: c for c in nb.cells}
@@ -687,11 +696,6 @@ def mini(tmp_path_factory):
     return {"pages": pages, "md": md, "root": root, "out": out}
 
 
-def page_text(fragment: str) -> str:
-    text = re.sub(r"<[^>]+>", "", fragment)
-    return re.sub(r"\s+", " ", html.unescape(text)).strip()
-
-
 @pytest.mark.book
 def test_small_book_equations_are_numbered_as_on_its_pages(mini):
     for doc, label in [("01_one", "eq-max"), ("01_one", "eq-sum"), ("02_two", "eq-two")]:
@@ -700,7 +704,7 @@ def test_small_book_equations_are_numbered_as_on_its_pages(mini):
         assert f"\\tag{{{number}}}" in mini["md"][doc], (label, number)
     # {eq} references read as on the page, in both chapters
     for doc in ("01_one", "02_two"):
-        on_page = [page_text(t) for t in re.findall(r'href="[^"]*#equation-[\w-]+">(.*?)</a>', mini["pages"][doc])]
+        on_page = [html_text(t) for t in re.findall(r'href="[^"]*#equation-[\w-]+">(.*?)</a>', mini["pages"][doc])]
         ours = re.findall(r"\[(\([\d.]+\))\]\(\S+#equation-[\w-]+\)", mini["md"][doc])
         assert ours == on_page and ours
 
@@ -708,31 +712,31 @@ def test_small_book_equations_are_numbered_as_on_its_pages(mini):
 @pytest.mark.book
 def test_small_book_figures_exercises_and_references_read_as_on_its_pages(mini):
     page, md = mini["pages"]["01_one"], mini["md"]["01_one"]
-    fig = page_text(re.search(r'<span class="caption-number">(Fig\. [\d.]+) </span>', page).group(1))
+    fig = html_text(re.search(r'<span class="caption-number">(Fig\. [\d.]+) </span>', page).group(1))
     assert f"*{fig}* A *map* of $x$." in md
-    numrefs = [page_text(t) for t in re.findall(r'<span class="std std-numref">(.*?)</span>', page)]
+    numrefs = [html_text(t) for t in re.findall(r'<span class="std std-numref">(.*?)</span>', page)]
     assert numrefs == ["Fig. 1.1", "Figure 1.1"]
     assert re.findall(r"\[(Fig\. 1\.1|Figure 1\.1)\]", md) == numrefs
     titles = re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?|Exercise.*?)</p>', page)
-    exercises = [page_text(t) for t in titles]
+    exercises = [html_text(t) for t in titles]
     assert exercises == ["Exercise 1.1 (First)", "Exercise 1.2", "Exercise (Not numbered)"]
     assert re.findall(r"^#{2,6} (Exercise\b(?!s).*)$", md, re.M) == exercises
-    solutions = [page_text(t) for t in re.findall(r'<p class="admonition-title">(Solution to.*?)</p>', page)]
+    solutions = solution_titles(page)
     assert solutions == ["Solution to Exercise 1.1 (First)", "Solution to Exercise (Not numbered)"]
-    assert [page_text(s) for s in re.findall(r"<details><summary>(.*?)</summary>", md)] == solutions
+    assert [html_text(s) for s in re.findall(r"<details><summary>(.*?)</summary>", md)] == solutions
     # the section reference, the glued value, the note, the footnote
-    section = page_text(re.search(r'<a class="reference internal" href="#sec-rule">(.*?)</a>', page).group(1))
+    section = html_text(re.search(r'<a class="reference internal" href="#sec-rule">(.*?)</a>', page).group(1))
     assert section == "The rule for x_{ij}"  # Sphinx writes a section's title as text there; the edition typesets it
     assert "[The rule for $x_{ij}$](" in md
-    assert "The answer is 0.12" in page_text(page) and "The answer is 0.12." in md
+    assert "The answer is 0.12" in html_text(page) and "The answer is 0.12." in md
     assert "> **Note**\n>\n> A note with $x$." in md
     assert "A claim<sup>1</sup>" in md and "<sup>1</sup> The note." in md
     assert "$\\mathbb{R}^n$" in md and "\\boldsymbol{9}" in md and "\\class" not in md
     two = mini["md"]["02_two"]
     assert re.findall(r"^#{2,6} (Exercise\b(?!s).*)$", two, re.M) == \
-        [page_text(t) for t in re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?)</p>',
+        [html_text(t) for t in re.findall(r'<p class="admonition-title">(<span class="caption-number">.*?)</p>',
                                           mini["pages"]["02_two"])] == ["Exercise 2.1 (Gated)"]
-    refs = [page_text(t) for t in re.findall(r'<a class="reference internal" href="01_one\.html#[\w-]+">(.*?)</a>',
+    refs = [html_text(t) for t in re.findall(r'<a class="reference internal" href="01_one\.html#[\w-]+">(.*?)</a>',
                                              mini["pages"]["02_two"])]
     ours = [m.replace("$", "") for m in re.findall(r"\[([^\]]*)\]\(\S*01_one\.html#[\w-]+\)", two)]
     assert ours == refs and len(refs) == 4

@@ -14,7 +14,6 @@ JupyterLab runs on the edition written into a temporary folder (autosave never t
 repository).
 LAB_CHAPTERS=02,09 limits the chapters; LAB_REPORT=path keeps the report (with the Run All
 times and the redraw timings) for benchmarks/bench_redraw.py."""
-import html
 import json
 import os
 import re
@@ -23,7 +22,17 @@ import subprocess
 import pytest
 
 import export_notebooks as E
-from browser_support import BROWSER_DIR, CHROMIUM, ROOT, jupyter_lab, lab_chapters, live_summary, require_browser
+from browser_support import (
+    BROWSER_DIR,
+    CHROMIUM,
+    ROOT,
+    STRAIGHT_QUOTES,
+    jupyter_lab,
+    lab_chapters,
+    live_summary,
+    require_browser,
+    solution_titles,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.book]
 
@@ -94,26 +103,10 @@ def test_links_to_other_chapters_name_their_notebooks(lab_report, name):
     assert not broken, broken[:5]
 
 
-def page_solution_titles(book_html, name):
-    """The solution titles of a chapter's built page, as its reader sees them ("Solution to
-    Exercise 2.1 (The mask by hand)", or unnumbered for a ``:nonumber:`` exercise)."""
-    page = (book_html / "book" / name).with_suffix(".html").read_text(encoding="utf-8")
-    titles = re.findall(r'<p class="admonition-title">(Solution to.*?)</p>', page, flags=re.S)
-    return [plain(re.sub(r"<[^>]+>", "", t)) for t in titles]
-
-
-QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
-
-
-def plain(text):
-    """Text as compared: entities and typographic quotes made plain, whitespace collapsed."""
-    text = html.unescape(text).translate(QUOTES)
-    return " ".join(text.split())
-
-
 @pytest.mark.parametrize("name", list(CHAPTERS))
 def test_solutions_are_titled_as_on_the_page(lab_report, book_html, name):
-    titles = [plain(t) for t in chapter(lab_report, name)["beforeRun"]["solutions"]]
+    shown = chapter(lab_report, name)["beforeRun"]["solutions"]
+    titles = [" ".join(t.split()).translate(STRAIGHT_QUOTES) for t in shown]
     assert titles, "the chapter's solutions are folded under their titles"
     # a solution that spans code cells is folded once per Markdown cell: its later parts are
     # titled "... (continued)", right after the part before them
@@ -121,7 +114,9 @@ def test_solutions_are_titled_as_on_the_page(lab_report, book_html, name):
         if t.endswith(" (continued)"):
             assert before.removesuffix(" (continued)") == t.removesuffix(" (continued)"), (before, t)
     assert not titles[0].endswith(" (continued)"), titles[0]
-    assert [t for t in titles if not t.endswith(" (continued)")] == page_solution_titles(book_html, name)
+    page = (book_html / "book" / name).with_suffix(".html").read_text(encoding="utf-8")
+    on_page = [t.translate(STRAIGHT_QUOTES) for t in solution_titles(page)]
+    assert [t for t in titles if not t.endswith(" (continued)")] == on_page
 
 
 def test_a_link_to_another_chapter_opens_it(lab_report):

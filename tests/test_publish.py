@@ -399,9 +399,15 @@ def book_pdf(book_html, tmp_path_factory):
 
 
 @functools.lru_cache(maxsize=1)
+def raw_pdf_texts(reader) -> tuple:
+    """Each page's text with its line breaks, extracted once (pypdf takes tens of seconds
+    for the book)."""
+    return tuple(p.extract_text() for p in reader.pages)
+
+
 def pdf_texts(reader) -> tuple:
-    """Each page's text, extracted once (pypdf takes tens of seconds for the book)."""
-    return tuple(normalized(p.extract_text()) for p in reader.pages)
+    """Each page's text, normalized (:func:`normalized`)."""
+    return tuple(normalized(t) for t in raw_pdf_texts(reader))
 
 
 def chapter_starts(book_pdf) -> list[int]:
@@ -476,8 +482,8 @@ def test_book_pdf_has_typeset_math_and_unfolded_solutions(book_pdf):
         bare = re.search(r"(?<![\"'])" + re.escape(raw), text)
         assert not bare, f"untypeset math {raw!r} in the PDF: {text[max(bare.start() - 80, 0):bare.end() + 80]!r}"
     # code lines wrap whole (_static/book_print.js): never a comment's "#" alone at a line's end
-    for i, page in enumerate(book_pdf.pages):
-        alone = [line for line in page.extract_text().splitlines() if re.search(r"(^|\s)#$", line)]
+    for i, page in enumerate(raw_pdf_texts(book_pdf)):
+        alone = [line for line in page.splitlines() if re.search(r"(^|\s)#$", line)]
         assert not alone, f"PDF page {i + 1}: a line ends with a lone '#': {alone[:2]}"
     checked = 0
     for chapter in CHAPTERS:
