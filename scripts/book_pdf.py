@@ -41,7 +41,7 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
+from export_notebooks import load_config, toc_entries  # the book's configuration and contents, as the export reads them
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SCRIPTS = ROOT / "tests" / "browser" / "node_modules"
@@ -57,28 +57,6 @@ A4_MM = (210, 297)
 
 
 # --- the book's pages ----------------------------------------------------------------------------
-def toc_entries(root: Path = ROOT) -> list[tuple[str | None, str]]:
-    """``(part caption or None, document)`` for every document of ``_toc.yml`` in reading order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    entries = [(None, toc["root"])]
-
-    def walk(items, caption):
-        for entry in items or []:
-            if "file" in entry:
-                entries.append((caption, entry["file"]))
-            walk(entry.get("sections"), caption)
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"), part.get("caption"))
-    walk(toc.get("chapters"), None)
-    return [(caption, re.sub(r"\.(md|ipynb)$", "", doc)) for caption, doc in entries]
-
-
-def toc_pages(root: Path = ROOT) -> list[str]:
-    """The documents of ``_toc.yml`` in reading order (root first), without suffixes."""
-    return [doc for _, doc in toc_entries(root)]
-
-
 def page_title(path: Path) -> str:
     """The page's heading as the reader sees it ("5. Backpropagating through ...")."""
     text = path.read_text(encoding="utf-8")
@@ -422,7 +400,7 @@ def build_pdf(html_dir: Path, out: Path, chromium: str | None = None, scripts: P
     missing = [doc for _, doc in entries if not (html_dir / f"{doc}.html").exists()]
     if missing:
         raise SystemExit(f"book_pdf: {html_dir} lacks {missing}; build the book first")
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = load_config(root)
     executable = find_chromium(chromium)
     if scripts is None:
         print("book_pdf: no local copies of the CDN scripts (npm ci --prefix tests/browser): "

@@ -60,7 +60,6 @@ import argparse
 import base64
 import copy
 import html
-import json
 import os
 import pickle
 import re
@@ -90,24 +89,33 @@ def load_config(root: Path = ROOT) -> Dict[str, Any]:
     return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
 
 
+def toc_entries(root: Path = ROOT) -> List[Tuple[Optional[str], str]]:
+    """``(part caption or None, document)`` for every document of ``_toc.yml`` in reading
+    order: the root, then the chapters of each part (with their sections)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+
+    def docname(file: str) -> str:
+        return str(Path(file).with_suffix("")) if Path(file).suffix in (".ipynb", ".md") else file
+
+    entries: List[Tuple[Optional[str], str]] = [(None, docname(toc["root"]))]
+
+    def visit(items, caption):
+        for e in items or []:
+            if "file" in e:
+                entries.append((caption, docname(e["file"])))
+            visit(e.get("sections"), caption)
+            visit(e.get("chapters"), caption)
+
+    for part in toc.get("parts") or []:
+        visit(part.get("chapters"), part.get("caption"))
+    visit(toc.get("chapters"), None)
+    visit(toc.get("sections"), None)
+    return entries
+
+
 def toc_docnames(root: Path = ROOT) -> List[str]:
     """Every document of ``_toc.yml`` in reading order (root, then the chapters of each part)."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    names: List[str] = []
-
-    def visit(entries):
-        for e in entries or []:
-            if "file" in e:
-                names.append(str(Path(e["file"]).with_suffix("")) if Path(e["file"]).suffix in (".ipynb", ".md")
-                             else e["file"])
-            visit(e.get("sections"))
-            visit(e.get("chapters"))
-
-    names.append(str(Path(toc["root"]).with_suffix("")) if Path(toc["root"]).suffix else toc["root"])
-    visit(toc.get("parts"))
-    visit(toc.get("chapters"))
-    visit(toc.get("sections"))
-    return names
+    return [doc for _, doc in toc_entries(root)]
 
 
 def repo_parts(url: str) -> Tuple[str, str]:
@@ -191,8 +199,9 @@ class BookIndex:
     @classmethod
     def from_env(cls, root: Path, env: Any, check_fresh: bool = False) -> "BookIndex":
         config = load_config(root)
-        docnames = [d for d in toc_docnames(root) if d in env.all_docs]
-        missing = [d for d in toc_docnames(root) if d not in env.all_docs]
+        toc = toc_docnames(root)
+        docnames = [d for d in toc if d in env.all_docs]
+        missing = [d for d in toc if d not in env.all_docs]
         if missing:
             raise ExportError(f"the build does not have {missing}: rebuild the book")
         if check_fresh:
@@ -1344,21 +1353,6 @@ def readme(index: BookIndex, edition: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_notebook(nb: Any, path: Path) -> None:
-    """As scripts/run_notebooks.py writes the chapters: nbformat's layout, widget state compact."""
-    widgets = nb.metadata.get("widgets")
-    nb2 = copy.deepcopy(nb)
-    nb2.metadata.pop("widgets", None)
-    doc = json.loads(nbformat.writes(nb2))
-    if widgets is not None:
-        doc["metadata"]["widgets"] = "@widget-state@"
-    text = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    if widgets is not None:
-        compact = json.dumps(widgets, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-        text = text.replace('"@widget-state@"', compact, 1)
-    path.write_text(text, encoding="utf-8")
-
-
 def export_book(outdir: Path, index: BookIndex, edition: str = "colab") -> List[Path]:
     """Write every chapter of the edition and its README into ``outdir``; returns the notebooks."""
     outdir = Path(outdir)
@@ -1370,11 +1364,14 @@ def export_book(outdir: Path, index: BookIndex, edition: str = "colab") -> List[
         raise ExportError(f"two chapters have the same file name: {names}")
     if index.math_number_all:
         raise ExportError("math_number_all numbers every equation: the export numbers labelled ones only")
+    # written as the chapters are (run_notebooks imports nbclient: here, not when Sphinx loads this module)
+    from run_notebooks import write
+
     written = []
     for doc in index.chapters():
         nb = export_chapter(index, doc, edition, outdir=outdir.resolve(), md=md)
         path = outdir / f"{chapter_name(doc)}.ipynb"
-        write_notebook(nb, path)
+        write(nb, path)
         written.append(path)
     (outdir / "README.md").write_text(readme(index, edition), encoding="utf-8")
     return written

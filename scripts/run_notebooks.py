@@ -97,9 +97,9 @@ def write(nb, path: Path) -> None:
             return json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         saved = widgets[WIDGET_STATE]
         lines = [f"{compact(mid)}:{compact(model)}" for mid, model in sorted(saved["state"].items())]
-        rest = {k: v for k, v in saved.items() if k != "state"}
-        text = text.replace('"@widget-state@"', '{"' + WIDGET_STATE + '":{' + compact(rest)[1:-1]
-                            + ',"state":{\n' + ",\n".join(lines) + "\n}}}", 1)
+        rest = compact({k: v for k, v in saved.items() if k != "state"})[1:-1]  # version_major, ...
+        text = text.replace('"@widget-state@"', '{"' + WIDGET_STATE + '":{' + (rest + "," if rest else "")
+                            + '"state":{\n' + ",\n".join(lines) + "\n}}}", 1)
     path.write_text(text, encoding="utf-8")
 
 
