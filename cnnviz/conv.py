@@ -23,16 +23,13 @@ import numpy as np
 
 import mlp_cnn_core as core
 
-from .draw import format_value
+from .draw import SUBSCRIPT_DIGITS, factor, format_value, sub
 from .explorable import Explorable, cell_id, control, link, panel, window
 
 __all__ = ["influence", "input_cell_state", "ConvInputCell", "prepared_gradient", "full_correlation_state",
            "conv_matrix", "conv_matrix_state", "kernel_values", "upstream_values"]
 
 #: subscript digits, for names in column and row labels (plain text there)
-SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
 def kernel_values(k: int) -> np.ndarray:
     """The explorable's kernel: ``1, 2, ..., k*k`` in row-major order (``(k, k)``, not symmetric
     for k > 1, so a missing rotation is visible)."""
@@ -143,8 +140,8 @@ def conv_matrix_state(kernel, size: int = 3, follow: Tuple[int, int] = (1, 1)) -
     Ho, Wo = size - kernel.shape[0] + 1, size - kernel.shape[1] + 1
     u, v = follow
     q = u * size + v
-    xs = [f"X{a}{b}".translate(SUB) for a in range(size) for b in range(size)]
-    ys = [f"Y{i}{j}".translate(SUB) for i in range(Ho) for j in range(Wo)]
+    xs = [f"X{a}{b}".translate(SUBSCRIPT_DIGITS) for a in range(size) for b in range(size)]
+    ys = [f"Y{i}{j}".translate(SUBSCRIPT_DIGITS) for i in range(Ho) for j in range(Wo)]
     col = np.zeros(A.shape, bool)
     col[:, q] = True
     name = f"X<sub>{u}{v}</sub>"
@@ -177,16 +174,6 @@ def conv_matrix(size_h: int, size_w: int, w: np.ndarray, stride: int = 1, paddin
 # ---------------------------------------------------------------------------------------------
 # The input-cell explorable (drawn in the browser from precomputed states)
 # ---------------------------------------------------------------------------------------------
-
-def _sub(name: str, *idx: int) -> str:
-    """``X<sub>32</sub>``: a name with its indices as a subscript (the book's X<sub>uv</sub>)."""
-    return f"{name}<sub>{''.join(str(int(t)) for t in idx)}</sub>"
-
-
-def _factor(x) -> str:
-    """A number as a factor in a written-out product: negative numbers in parentheses."""
-    s = format_value(x)
-    return f"({s})" if s.startswith("-") else s
 
 
 def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str = "random") -> dict:
@@ -246,7 +233,7 @@ def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str
             reached = [(i * s + a, j * s + b) for a in range(k) for b in range(k) if inside(i * s + a, j * s + b)]
             cells = [cell_id("dy", i, j), cell_id("g", *g_at(i, j))]
             cells += [cell_id("dx", a - p, b - p) for a, b in reached]
-            text = (f"{_sub('Y', i, j)} reads the outlined window of X. Backwards, ∂L/∂{_sub('Y', i, j)} = "
+            text = (f"{sub('Y', i, j)} reads the outlined window of X. Backwards, ∂L/∂{sub('Y', i, j)} = "
                     f"{fmt(dy[i, j])} times the weight over each cell is added to ∂L/∂X there: "
                     f"{len(reached)} input cell{'s' if len(reached) != 1 else ''}"
                     + (f" ({k * k - len(reached)} of the window's cells are padding, cropped away)"
@@ -260,18 +247,18 @@ def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str
         pairs = [((int(i), int(j)), (int(index[i, j, 0]), int(index[i, j, 1]))) for i, j in zip(*np.nonzero(mask))]
         cells = [cell_id("x", u + p, v + p), cell_id("dx", u, v)]
         if not pairs:
-            text = (f"{_sub('X', u, v)} is read by no window (the stride skips it): "
-                    f"∂L/∂{_sub('X', u, v)} = 0.")
+            text = (f"{sub('X', u, v)} is read by no window (the stride skips it): "
+                    f"∂L/∂{sub('X', u, v)} = 0.")
             links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, [], text)
             continue
         boxes = [window("x", i * s, j * s, k, k) for (i, j), _ in pairs]
         boxes.append(window("g", u + p, v + p, k, k))
         for (i, j), (a, b) in pairs:
             cells += [cell_id("dy", i, j), cell_id("w", a, b), cell_id("wr", k - 1 - a, k - 1 - b)]
-        names = " + ".join(f"∂L/∂{_sub('Y', i, j)}·{_sub('K', a, b)}" for (i, j), (a, b) in pairs)
-        terms = " + ".join(f"{_factor(dy[i, j])}·{_factor(K[a, b])}" for (i, j), (a, b) in pairs)
-        text = (f"{_sub('X', u, v)} is read by {len(pairs)} window{'s' if len(pairs) != 1 else ''}: "
-                f"∂L/∂{_sub('X', u, v)} = {names} = {terms} = <b>{fmt(dx[u, v])}</b>.")
+        names = " + ".join(f"∂L/∂{sub('Y', i, j)}·{sub('K', a, b)}" for (i, j), (a, b) in pairs)
+        terms = " + ".join(f"{factor(dy[i, j])}·{factor(K[a, b])}" for (i, j), (a, b) in pairs)
+        text = (f"{sub('X', u, v)} is read by {len(pairs)} window{'s' if len(pairs) != 1 else ''}: "
+                f"∂L/∂{sub('X', u, v)} = {names} = {terms} = <b>{fmt(dx[u, v])}</b>.")
         links[cell_id("x", u + p, v + p)] = links[cell_id("dx", u, v)] = link(cells, boxes, text)
     # a weight: every output it multiplies, every cell of ∂L/∂X it carries a gradient to
     for a in range(k):
@@ -281,9 +268,9 @@ def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str
             cells = [cell_id("w", a, b), cell_id("wr", k - 1 - a, k - 1 - b)]
             cells += [cell_id("dx", i * s + a - p, j * s + b - p) for i, j in hits]
             missed = len(outs) - len(hits)
-            text = (f"{_sub('K', a, b)} = {fmt(K[a, b])} is used by all {len(outs)} windows: in the window of "
+            text = (f"{sub('K', a, b)} = {fmt(K[a, b])} is used by all {len(outs)} windows: in the window of "
                     f"Y<sub>ij</sub> it multiplies the cell at offset ({a}, {b}). "
-                    f"Backwards it carries ∂L/∂Y<sub>ij</sub>·{_sub('K', a, b)} to {len(hits)} cell"
+                    f"Backwards it carries ∂L/∂Y<sub>ij</sub>·{sub('K', a, b)} to {len(hits)} cell"
                     f"{'s' if len(hits) != 1 else ''} of ∂L/∂X"
                     + (f" ({missed} of its products fall on padding and are cropped away)" if missed else "")
                     + f". In rot180(K) it sits at ({k - 1 - a}, {k - 1 - b}).")
@@ -306,7 +293,7 @@ def input_cell_state(size: int, k: int, stride: int, padding: int, upstream: str
             links[cell_id("x", a, b)] = x_pad_link
     caption = (f"Input {n}×{n}, kernel {k}×{k} holding 1…{k * k} (every weight recognisable), stride {s}, "
                f"padding {p} → output {Ho}×{Ho}. The weights a cell meets run backwards "
-               f"({_sub('K', k - 1, k - 1)} first): rot180(K) over pad(∂L/∂Y) (the outlined box there) gives "
+               f"({sub('K', k - 1, k - 1)} first): rot180(K) over pad(∂L/∂Y) (the outlined box there) gives "
                "the same sum. Hover a weight or a cell of ∂L/∂Y to see where it goes.")
     c = n // 2
     return {"panels": panels, "links": links, "caption": caption, "focus": cell_id("dx", c, c),

@@ -25,7 +25,7 @@ import numpy as np
 import mlp_cnn_core as core
 import mlp_cnn_train as train
 
-from .draw import format_value
+from .draw import SUBSCRIPT_DIGITS, factor, format_value
 from .explorable import Explorable, cell_id, control, link, panel, pool_windows
 
 __all__ = ["tiny_network", "forward_state", "backward_state", "flatten_state", "softmax_state",
@@ -35,9 +35,6 @@ __all__ = ["tiny_network", "forward_state", "backward_state", "flatten_state", "
 CHAPTER_IMAGE_SEED = 15
 
 #: subscript digits, for names in control labels and column labels (plain text there)
-SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
 def chapter_values() -> Dict[str, np.ndarray]:
     """The chapter's concrete numbers: image X, kernel K, conv bias, dense weights V and bias b,
     label t.
@@ -90,11 +87,6 @@ def tiny_network(image, kernel, conv_b, V, b, label) -> Dict[str, object]:
 # The chapter's figures (states drawn by the explorables' view)
 # ---------------------------------------------------------------------------------------------
 
-def _factor(x) -> str:
-    """A number as a factor in a written-out product: negative numbers in parentheses."""
-    s = format_value(x)
-    return f"({s})" if s.startswith("-") else s
-
 
 def _classes(M: int) -> list:
     return [str(m) for m in range(M)]
@@ -102,7 +94,7 @@ def _classes(M: int) -> list:
 
 def _subscripted(letter: str, n: int) -> List[str]:
     """``letter`` with the subscripts 0 … n − 1 (h₀, h₁, …): the labels of a row or a column."""
-    return [f"{letter}{i}".translate(SUB) for i in range(n)]
+    return [f"{letter}{i}".translate(SUBSCRIPT_DIGITS) for i in range(n)]
 
 
 def _at_label(t: int, M: int, cls: str) -> List[List[str]]:
@@ -253,7 +245,7 @@ def softmax_state(values: Dict[str, object]) -> dict:
         r, c = divmod(i, Wq)
         cells = [cell_id("dh", 0, i), cell_id("h", 0, i), cell_id("dQ", r, c)]
         cells += [cell_id("V", i, m) for m in range(M)] + [cell_id("dz", 0, m) for m in range(M)]
-        terms = " + ".join(f"{_factor(V[i, m])}·{_factor(d[m])}" for m in range(M))
+        terms = " + ".join(f"{factor(V[i, m])}·{factor(d[m])}" for m in range(M))
         text = (f"∂L/∂h<sub>{i}</sub> = Σ<sub>m</sub> V<sub>{i}m</sub>·∂L/∂z<sub>m</sub> = {terms} = "
                 f"<b>{fmt(dh[i])}</b>; un-flattened, it is ∂L/∂Q<sub>{r}{c}</sub> (flatten only moved the value).")
         lk = link(cells, [], text)
@@ -263,7 +255,7 @@ def softmax_state(values: Dict[str, object]) -> dict:
                      cell_id("z", 0, m), cell_id("dh", 0, i)]
             text = (f"V<sub>{i}{m}</sub> = {fmt(V[i, m])} multiplies h<sub>{i}</sub> = {fmt(h[i])} into "
                     f"z<sub>{m}</sub>: ∂L/∂V<sub>{i}{m}</sub> = h<sub>{i}</sub>·∂L/∂z<sub>{m}</sub> = "
-                    f"{_factor(h[i])}·{_factor(d[m])} = <b>{fmt(dV[i, m])}</b>, and it carries ∂L/∂z<sub>{m}</sub> "
+                    f"{factor(h[i])}·{factor(d[m])} = <b>{fmt(dV[i, m])}</b>, and it carries ∂L/∂z<sub>{m}</sub> "
                     f"back to ∂L/∂h<sub>{i}</sub>.")
             links[cell_id("V", i, m)] = links[cell_id("dV", i, m)] = link(cells, [], text)
     pred = int(np.argmax(p))
@@ -290,7 +282,7 @@ class SoftmaxGradient(Explorable):
         ctl = [control("label", "label t", list(range(M)), default=int(base["label"]), kind="select",
                        labels=[f"class {m}" for m in range(M)])]
         for m in range(M):
-            ctl.append(control(f"b{m}", f"bias b{m}".translate(SUB), list(BIAS_STEPS), default=0,
+            ctl.append(control(f"b{m}", f"bias b{m}".translate(SUBSCRIPT_DIGITS), list(BIAS_STEPS), default=0,
                                labels=[format_value(base["b"][m] + s) for s in BIAS_STEPS]))
         return ctl
 

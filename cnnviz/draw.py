@@ -9,7 +9,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["format_value", "latex_matrix", "MARK_TEX"]
+__all__ = ["format_value", "latex_matrix", "MARK_TEX", "sub", "factor", "SUBSCRIPT_DIGITS"]
+
+#: ``str.translate`` table for Unicode subscript digits (``"h1".translate(...)`` -> h₁)
+SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def _decimal(v: float) -> Decimal:
@@ -79,3 +82,17 @@ def latex_matrix(M, fmt: Optional[str] = None, boxed=None, color: str = "theme")
             cells.append(mark % t if boxed[r, c] else t)
         rows.append(" & ".join(cells))
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def sub(name: str, *index: int) -> str:
+    """``X<sub>12</sub>``: an entry's name with its indices as an HTML subscript (the book's
+    X<sub>uv</sub>), separated by commas only when one of them has two digits."""
+    index = tuple(int(i) for i in index)
+    sep = "," if any(i > 9 for i in index) else ""
+    return f"{name}<sub>{sep.join(str(i) for i in index)}</sub>"
+
+
+def factor(x) -> str:
+    """A number as a factor in a written-out product: negative numbers in parentheses."""
+    s = format_value(x)
+    return f"({s})" if s.startswith("-") else s

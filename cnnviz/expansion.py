@@ -23,7 +23,7 @@ import numpy as np
 
 import mlp_cnn_core as core
 
-from .draw import format_value
+from .draw import format_value, sub
 from .explorable import SeededExplorable, cell_id, control, link, panel, window
 from .maxpool import window_class, window_legend
 
@@ -117,11 +117,6 @@ def _mass_word(a: float, b: float) -> str:
     return ">" if a > b else "<"
 
 
-def _sub(name: str, u: int, v: int) -> str:
-    """``X<sub>12</sub>``: entry (u, v) of an array named ``name`` (indices below 10 here)."""
-    return f"{name}<sub>{int(u)}{int(v)}</sub>"
-
-
 def _drawn_windows(Ho: int, Wo: int, k: int, s: int):
     """The windows a picture outlines, ``[(i, j, colour class)]``: all of them when they do not
     overlap, else the four of the top-left 2×2 block (more would hide the numbers)."""
@@ -202,25 +197,25 @@ def policies_state(x, k: int, s: int, dout, numerical=None) -> dict:
         cells = [cell_id("dy", i, j)] + [cell_id(pid, *uv) for uv, _ in ms for pid in ["x", *dx_ids.values()]]
         if len(ms) == 1:
             (u, v), _ = ms[0]
-            text = (f"Window ({i}, {j}): maximum {fmt(x[u, v])}, only at {_sub('X', u, v)}, which gets "
-                    f"∂L/∂{_sub('Y', i, j)} = {fmt(g)} under every policy.")
+            text = (f"Window ({i}, {j}): maximum {fmt(x[u, v])}, only at {sub('X', u, v)}, which gets "
+                    f"∂L/∂{sub('Y', i, j)} = {fmt(g)} under every policy.")
         else:
             n = len(ms)
-            held = ", ".join(_sub("X", *uv) for uv, _ in ms)
+            held = ", ".join(sub("X", *uv) for uv, _ in ms)
             (u, v), _ = next(m for m in ms if m[1]["first"])
             text = (f"Window ({i}, {j}): maximum {fmt(x[ms[0][0]])}, a {n}-way tie ({held}). "
-                    f"first: {_sub('X', u, v)} gets {fmt(g)}. all: each gets {fmt(g)}, {fmt(n * g)} in total. "
+                    f"first: {sub('X', u, v)} gets {fmt(g)}. all: each gets {fmt(g)}, {fmt(n * g)} in total. "
                     f"split: each gets {fmt(g / n)}.")
         links[cell_id("dy", i, j)] = link(cells, [box] + [[pid, *box[1:]] for pid in dx_ids.values()], text)
     for u in range(H):
         for v in range(W):
             ins = inside.get((u, v), [])
             mine = [((i, j), sh) for (i, j) in ins for uv, sh in maxima[(i, j)] if uv == (u, v)]
-            grad = f"∂L/∂{_sub('X', u, v)}"
+            grad = f"∂L/∂{sub('X', u, v)}"
             if not ins:
-                text = f"{_sub('X', u, v)} lies in no window: {grad} = 0 under every policy."
+                text = f"{sub('X', u, v)} lies in no window: {grad} = 0 under every policy."
             elif not mine:
-                text = (f"{_sub('X', u, v)} = {fmt(x[u, v])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
+                text = (f"{sub('X', u, v)} = {fmt(x[u, v])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
                         f"and the maximum of none: {grad} = 0 under every policy.")
             else:
                 parts = []
@@ -235,7 +230,7 @@ def policies_state(x, k: int, s: int, dout, numerical=None) -> dict:
                 else:
                     what = (f"a maximum of {len(mine)} of its {len(ins)} windows"
                             + (f" ({n_tied} tied)" if n_tied else ""))
-                text = f"{_sub('X', u, v)} = {fmt(x[u, v])} is {what}. {grad}: " + "; ".join(parts) + "."
+                text = f"{sub('X', u, v)} = {fmt(x[u, v])} is {what}. {grad}: " + "; ".join(parts) + "."
             cells = [cell_id(pid, u, v) for pid in ["x", *dx_ids.values()]]
             cells += [cell_id("dy", *ij) for ij, _ in mine]
             lk = link(cells, [window("x", i * s, j * s, k, k) for i, j in ins], text)

@@ -23,7 +23,7 @@ import numpy as np
 
 import mlp_cnn_core as core
 
-from .draw import format_value
+from .draw import format_value, sub
 from .explorable import Explorable, action, cell_id, control, link, panel, window
 
 __all__ = ["random_input", "random_upstream", "parse_matrix", "coverage", "window_class",
@@ -83,10 +83,6 @@ def coverage(shape: Tuple[int, int], kernel: int, stride: int) -> np.ndarray:
 # The states (the explorable's and the figures')
 # ---------------------------------------------------------------------------------------------
 
-def _sub(name: str, r: int, c: int) -> str:
-    """``X<sub>12</sub>``: entry (r, c) of an array named ``name`` (indices below 10 here)."""
-    return f"{name}<sub>{int(r)}{int(c)}</sub>"
-
 
 def window_class(i: int, j: int, overlap: bool = True) -> str:
     """The colour class of window ``(i, j)`` in a figure.  Overlapping windows get ``c1`` … ``c4``
@@ -106,7 +102,7 @@ def window_legend(drawn: Sequence[Tuple[int, int, str]], overlap: bool) -> Dict[
     if not overlap:
         return {"window.c1": "windows with i + j even", "window.c2": "windows with i + j odd"}
     if len(drawn) <= 4:
-        return {f"window.{cls}": f"window ({i}, {j}): {_sub('Y', i, j)}" for i, j, cls in drawn}
+        return {f"window.{cls}": f"window ({i}, {j}): {sub('Y', i, j)}" for i, j, cls in drawn}
     return {"window.c1": "windows, i and j even", "window.c2": "i even, j odd",
             "window.c3": "i odd, j even", "window.c4": "i and j odd"}
 
@@ -156,31 +152,31 @@ def routing_state(x: np.ndarray, k: int, s: int, dout: np.ndarray) -> dict:
     for i in range(Ho):
         for j in range(Wo):
             u, v = int(rows[i, j]), int(cols[i, j])
-            text = (f"{_sub('Y', i, j)} = {fmt(y[i, j])}, the maximum of window ({i}, {j}), taken from "
-                    f"{_sub('X', u, v)}: ∂L/∂{_sub('Y', i, j)} = {fmt(dout[i, j])} goes to "
-                    f"∂L/∂{_sub('X', u, v)} and nowhere else.")
+            text = (f"{sub('Y', i, j)} = {fmt(y[i, j])}, the maximum of window ({i}, {j}), taken from "
+                    f"{sub('X', u, v)}: ∂L/∂{sub('Y', i, j)} = {fmt(dout[i, j])} goes to "
+                    f"∂L/∂{sub('X', u, v)} and nowhere else.")
             others = [uv for uv in maxima[(i, j)] if uv != (u, v)]
             if others:
-                also = ", ".join(_sub("X", a, b) for a, b in others)
+                also = ", ".join(sub("X", a, b) for a, b in others)
                 text += (f" Tie: {also} also hold{'s' if len(others) == 1 else ''} {fmt(y[i, j])}; the first "
-                         f"maximum in row-major order, {_sub('X', u, v)}, takes the gradient.")
+                         f"maximum in row-major order, {sub('X', u, v)}, takes the gradient.")
             cells = [cell_id(p, u, v) for p in ("x", "m", "dx")] + [cell_id(p, i, j) for p in ("y", "dy")]
             links[cell_id("y", i, j)] = links[cell_id("dy", i, j)] = link(cells, [box(i, j)], text)
     for u in range(H):
         for v in range(W):
             ins = geo.windows_of(u, v)
             wins = [(i, j) for i, j in ins if (rows[i, j], cols[i, j]) == (u, v)]
-            grad = f"∂L/∂{_sub('X', u, v)}"
+            grad = f"∂L/∂{sub('X', u, v)}"
             if not ins:
-                text = f"{_sub('X', u, v)} lies in no window: {grad} = 0."
+                text = f"{sub('X', u, v)} lies in no window: {grad} = 0."
             elif not wins:
                 why = " (a tied maximum, but not the first)" if (u, v) in tied_losers else ""
-                text = (f"{_sub('X', u, v)} = {fmt(x[u, v])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
+                text = (f"{sub('X', u, v)} = {fmt(x[u, v])} is in {len(ins)} window{'s' if len(ins) > 1 else ''} "
                         f"but wins none{why}: {grad} = 0.")
             else:
                 terms = " + ".join(fmt(dout[i, j]) for i, j in wins)
                 total = f"{terms} = {fmt(dx[u, v])}" if len(wins) > 1 else fmt(dx[u, v])
-                text = (f"{_sub('X', u, v)} = {fmt(x[u, v])} wins {len(wins)} of the {len(ins)} window"
+                text = (f"{sub('X', u, v)} = {fmt(x[u, v])} wins {len(wins)} of the {len(ins)} window"
                         f"{'s' if len(ins) > 1 else ''} it is in: {grad} = {total}.")
             cells = [cell_id(p, u, v) for p in ("x", "m", "dx")]
             cells += [cell_id(p, i, j) for i, j in wins for p in ("y", "dy")]

@@ -20,7 +20,7 @@ import numpy as np
 
 import mlp_cnn_core as core
 
-from .draw import format_value
+from .draw import format_value, sub
 from .explorable import SeededExplorable, cell_id, control, link, panel, window
 
 __all__ = ["input_values", "upstream_values", "PoolingState", "pooling_state",
@@ -112,12 +112,6 @@ def pooling_state(x: np.ndarray, window: int, stride: int, padding: int, dy=None
                         cmax.rows, cmax.cols, cmax.geometry)
 
 
-def _sub(name: str, *index: int) -> str:
-    """``X<sub>12</sub>``: an entry's name with its indices as a subscript."""
-    sep = "," if any(i > 9 for i in index) else ""
-    return f"{name}<sub>{sep.join(str(i) for i in index)}</sub>"
-
-
 def compare_state(st: PoolingState) -> dict:
     """What the explorable draws for a :class:`PoolingState`: the input X with its
     padding ring (max-pool winners ``win``), ∂L/∂Y, ∂L/∂X under max pooling and under
@@ -155,8 +149,8 @@ def compare_state(st: PoolingState) -> dict:
         n_pad = kk - len(real)
         r, c = int(st.rows[i, j]), int(st.cols[i, j])
         g = st.dy[i, j]
-        text = (f"{_sub('∂L/∂Y', i, j)} = {fmt(g)}. Max pool: all of it to "
-                f"{_sub('X', r, c)} = {fmt(st.x[r, c])}, the window's maximum. Mean "
+        text = (f"{sub('∂L/∂Y', i, j)} = {fmt(g)}. Max pool: all of it to "
+                f"{sub('X', r, c)} = {fmt(st.x[r, c])}, the window's maximum. Mean "
                 f"pool: {fmt(g)}/{kk} = {fmt(g / kk)} to each of its {len(real)} cells"
                 + (f"; the {n_pad} shares of padded cells are lost." if n_pad else "."))
         cells = ([cell_id("dy", i, j), cell_id("x", r + p, c + p), cell_id("max", r, c)]
@@ -167,14 +161,14 @@ def compare_state(st: PoolingState) -> dict:
             ws = geo.windows_of(r, c)
             won = [(i, j) for i, j in ws if (st.rows[i, j], st.cols[i, j]) == (r, c)]
             if not ws:
-                text = (f"{_sub('X', r, c)} lies in no window (the stride skips it): "
+                text = (f"{sub('X', r, c)} lies in no window (the stride skips it): "
                         "no gradient under either pooling.")
             else:
                 max_part = (" + ".join(fmt(st.dy[i, j]) for i, j in won)
                             + f" = {fmt(st.dx_max[r, c])}"
                             if won else "0 (it wins none)")
                 shares = " + ".join(fmt(st.dy[i, j]) for i, j in ws)
-                text = (f"{_sub('X', r, c)} is in {len(ws)} window"
+                text = (f"{sub('X', r, c)} is in {len(ws)} window"
                         f"{'s' if len(ws) > 1 else ''}. Max pool: {max_part}. Mean "
                         f"pool: ({shares})/{kk} = {fmt(st.dx_mean[r, c])}.")
             cells = ([cell_id("x", r + p, c + p), cell_id("max", r, c),

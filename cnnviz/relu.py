@@ -30,7 +30,7 @@ import numpy as np
 import mlp_cnn_core as core
 
 from . import mplfig
-from .draw import format_value
+from .draw import format_value, sub
 from .explorable import SeededExplorable, cell_id, control, link, panel, window
 from .tiny import BIAS, SEED, TARGET, WW, XX, W, draw_values
 
@@ -192,10 +192,6 @@ def relu_pool_pass(
 # --------------------------------------------------------------------------------------
 
 
-def _sub(name: str, *idx) -> str:
-    return f"{name}<sub>{''.join(str(int(i)) for i in idx)}</sub>"
-
-
 def _unit(v: float) -> str:
     """What ReLU′ says about a pre-activation ``v``."""
     if v > 0:
@@ -272,15 +268,15 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
                 cells += [cell_id("mask", r, c), cell_id("routed", r, c)]
                 if is_open[i, j]:
                     text = (
-                        f"{_sub('∂L/∂L1Max', i, j)} = {fmt(g)} goes to the window's "
-                        f"maximum {_sub('L1', r, c)} = {fmt(L1[r, c])} > 0, where "
-                        f"ReLU′ = 1: {_sub('∂L/∂L1', r, c)} = {fmt(p.dL1[r, c])}."
+                        f"{sub('∂L/∂L1Max', i, j)} = {fmt(g)} goes to the window's "
+                        f"maximum {sub('L1', r, c)} = {fmt(L1[r, c])} > 0, where "
+                        f"ReLU′ = 1: {sub('∂L/∂L1', r, c)} = {fmt(p.dL1[r, c])}."
                     )
                 else:
                     text = (
                         f"Dead window: its maximum is {fmt(M[i, j])} ≤ 0, so after the "
                         "ReLU it holds four tied zeros. The pool routes "
-                        f"{_sub('∂L/∂L1Max', i, j)} = {fmt(g)} to the first, "
+                        f"{sub('∂L/∂L1Max', i, j)} = {fmt(g)} to the first, "
                         f"({r},{c}), where L1 = {fmt(L1[r, c])} and ReLU′ = 0: "
                         "the gradient dies."
                     )
@@ -288,10 +284,10 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
             else:
                 cells += [cell_id(q, i, j) for q in ("M", "mask", "dM")]
                 text = (
-                    f"{_sub('M', i, j)} = {fmt(M[i, j])}, the maximum of window "
-                    f"({i},{j}) at {_sub('L1', r, c)}: ReLU′(M) = {fmt(p.mask[i, j])}, "
-                    f"so {_sub('∂L/∂M', i, j)} = {fmt(g)} × {fmt(p.mask[i, j])} = "
-                    f"{fmt(p.dM[i, j])}, routed to {_sub('L1', r, c)}"
+                    f"{sub('M', i, j)} = {fmt(M[i, j])}, the maximum of window "
+                    f"({i},{j}) at {sub('L1', r, c)}: ReLU′(M) = {fmt(p.mask[i, j])}, "
+                    f"so {sub('∂L/∂M', i, j)} = {fmt(g)} × {fmt(p.mask[i, j])} = "
+                    f"{fmt(p.dM[i, j])}, routed to {sub('L1', r, c)}"
                     + ("." if is_open[i, j] else ": a dead window passes nothing.")
                 )
                 for q in ("M", "mask", "dL1Max", "dM"):
@@ -305,15 +301,15 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
                 if won:
                     got = (
                         f"it wins window ({i},{j}): routed "
-                        f"{_sub('∂L/∂L1Max', i, j)} = {fmt(G[i, j])}"
+                        f"{sub('∂L/∂L1Max', i, j)} = {fmt(G[i, j])}"
                     )
                 else:
                     got = (
                         f"window ({i},{j}) routes its gradient to ({wr},{wc}): routed 0"
                     )
                 text = (
-                    f"{_sub('L1', r, c)} = {fmt(L1[r, c])}: {_unit(L1[r, c])}; {got}; "
-                    f"{_sub('∂L/∂L1', r, c)} = {fmt(p.routed[r, c])} × "
+                    f"{sub('L1', r, c)} = {fmt(L1[r, c])}: {_unit(L1[r, c])}; {got}; "
+                    f"{sub('∂L/∂L1', r, c)} = {fmt(p.routed[r, c])} × "
                     f"{fmt(p.mask[r, c])} = {fmt(p.dL1[r, c])}."
                 )
                 cells = [cell_id(q, r, c) for q in ("L1", "mask", "routed", "dL1")] + [
@@ -324,7 +320,7 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
                 if won:
                     got = (
                         f"the maximum of window ({i},{j}): it receives "
-                        f"{_sub('∂L/∂M', i, j)} = {fmt(p.dM[i, j])}"
+                        f"{sub('∂L/∂M', i, j)} = {fmt(p.dM[i, j])}"
                     )
                 else:
                     got = (
@@ -332,8 +328,8 @@ def relu_state(L1, dL1Max, order: str = "relu-pool", label: str = "") -> dict:
                         f"({wr},{wc})): it receives 0"
                     )
                 text = (
-                    f"{_sub('L1', r, c)} = {fmt(L1[r, c])}, {got}: "
-                    f"{_sub('∂L/∂L1', r, c)} = {fmt(p.dL1[r, c])}."
+                    f"{sub('L1', r, c)} = {fmt(L1[r, c])}, {got}: "
+                    f"{sub('∂L/∂L1', r, c)} = {fmt(p.dL1[r, c])}."
                 )
                 cells = [cell_id("L1", r, c), cell_id("dL1", r, c)] + [
                     cell_id(q, i, j) for q in ("M", "dM")

@@ -29,6 +29,7 @@ import numpy as np
 import mlp_cnn_core as core
 
 from . import mplfig
+from .draw import sub
 from .explorable import cell_id, link, panel, window
 from .maxpool import window_class, window_legend
 
@@ -120,10 +121,6 @@ def window_planes(x, kernel: int, stride: int) -> np.ndarray:
     return np.moveaxis(windows, (2, 3), (0, 1))
 
 
-def _sub(name: str, i: int, j: int) -> str:
-    return f"{name}<sub>{int(i)}{int(j)}</sub>"
-
-
 def window_planes_state(x, kernel: int, stride: int,
                         offset: Tuple[int, int] = (1, 1)) -> dict:
     """The map ``x`` (H, W) with its windows outlined (each in its own colour) and the
@@ -164,8 +161,8 @@ def window_planes_state(x, kernel: int, stride: int,
                 links[cell_id(pid, i, j)] = link(
                     [cell_id("x", u, v), cell_id("y", i, j)],
                     [window("x", i * s, j * s, k, k)],
-                    f"Offset ({a}, {b}) of window ({i}, {j}) is {_sub('X', u, v)} = "
-                    f"{x[u, v]:g}; {_sub('Y', i, j)} = {y[i, j]:g} is the largest "
+                    f"Offset ({a}, {b}) of window ({i}, {j}) is {sub('X', u, v)} = "
+                    f"{x[u, v]:g}; {sub('Y', i, j)} = {y[i, j]:g} is the largest "
                     f"of the {k * k} planes' cells at ({i}, {j}).")
     legend = {"hl": f"offset ({a0}, {b0}) of every window: one strided slice, "
                     f"X[{a0}::{s}, {b0}::{s}]",
@@ -231,7 +228,7 @@ def phase_split_state(x, kernel: int, stride: int, padding: int,
                                 scale="seq", span=(float(xp.min()), float(xp.max())),
                                 classes=np.where(inside, "", "pad"), windows=boxes,
                                 subtitle=f"pad(X)[{a}::{s}, {b}::{s}]", new_row=b == 0))
-    legend = {f"window.{c}": f"window ({i}, {j}): {_sub('Y', i, j)}"
+    legend = {f"window.{c}": f"window ({i}, {j}): {sub('Y', i, j)}"
               for (i, j), c in zip(chosen, cls)}
     legend["pad"] = "padding (zeros), or past the map"
     caption = (f"Offset (α, β) of window (i, j) is cell (i + ⌊α/{s}⌋, j + ⌊β/{s}⌋) "

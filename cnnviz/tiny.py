@@ -35,7 +35,7 @@ import mlp_cnn_core as core
 import mlp_cnn_train as train
 
 from . import mplfig
-from .draw import format_value
+from .draw import format_value, sub
 from .explorable import Explorable, cell_id, control, link, panel, pool_windows, window
 
 __all__ = [
@@ -359,11 +359,6 @@ def network_figure(relu: bool = False, backward: bool = False):
 # ---------------------------------------------------------------------------
 
 
-def _sub(name: str, *idx) -> str:
-    """``L1<sub>30</sub>``: an entry of a named array, as the figures write it."""
-    return f"{name}<sub>{''.join(str(int(i)) for i in idx)}</sub>"
-
-
 def _panel(*args, **kwargs) -> dict:
     """:func:`~cnnviz.explorable.panel` with every number in full: the tiny network's
     numbers are exact binary fractions (−13.75, not −13.8)."""
@@ -398,7 +393,7 @@ def conv_state(XX=XX, W=W, i: int = 1, j: int = 2, b: float = BIAS) -> dict:
         ]
         bias = f" + {_fmt(b)}" if b else ""
         text = (
-            f"{_sub('L1', u, v)} = the outlined patch of XX times W, cell by cell, "
+            f"{sub('L1', u, v)} = the outlined patch of XX times W, cell by cell, "
             f"summed{' (zero products left out)' if len(terms) < kh * kw else ''}: "
             f"{' + '.join(terms) or '0'}{bias} = {_fmt(L1[u, v])}."
         )
@@ -446,8 +441,8 @@ def pool_state(A, name: str = "L1") -> dict:
     for i, j in np.ndindex(*M.shape):
         r, c = int(rows[i, j]), int(cols[i, j])
         text = (
-            f"{_sub('L1Max', i, j)} = the maximum of window ({i}, {j}) = "
-            f"{_fmt(M[i, j])}, at {_sub(name, r, c)}: the cell the backward pass will "
+            f"{sub('L1Max', i, j)} = the maximum of window ({i}, {j}) = "
+            f"{_fmt(M[i, j])}, at {sub(name, r, c)}: the cell the backward pass will "
             "send its gradient to."
         )
         links[cell_id("M", i, j)] = link(
@@ -461,12 +456,12 @@ def pool_state(A, name: str = "L1") -> dict:
         who = (
             "it is the maximum"
             if (r, c) == (u, v)
-            else f"its maximum is {_sub(name, r, c)}"
+            else f"its maximum is {sub(name, r, c)}"
         )
         links[cell_id("A", u, v)] = link(
             [cell_id("A", u, v), cell_id("M", i, j)],
             [window("A", 2 * i, 2 * j, 2, 2)],
-            f"{_sub(name, u, v)} = {_fmt(A[u, v])} lies in window ({i}, {j}); {who}.",
+            f"{sub(name, u, v)} = {_fmt(A[u, v])} lies in window ({i}, {j}); {who}.",
         )
     cls = _winner_classes(A)
     caption = "Each 2×2 window of L1 keeps its maximum."
@@ -512,7 +507,7 @@ def flatten_state(M) -> dict:
         lk = link(
             [cell_id("M", i, j), cell_id("flat", 0, k)],
             [],
-            f"{_sub('flat', k)} = {_sub('L1Max', i, j)} = {_fmt(M[i, j])}: "
+            f"{sub('flat', k)} = {sub('L1Max', i, j)} = {_fmt(M[i, j])}: "
             f"k = 2i + j = {k}.",
         )
         links[cell_id("M", i, j)] = links[cell_id("flat", 0, k)] = lk
@@ -573,9 +568,9 @@ def route_state(A1, dL1Max, L1=None) -> dict:
     for i, j in np.ndindex(*G.shape):
         r, c = int(cache.rows[0, 0, i, j]), int(cache.cols[0, 0, i, j])
         text = (
-            f"{_sub('∂L/∂L1Max', i, j)} = {_fmt(G[i, j])} is copied over window "
+            f"{sub('∂L/∂L1Max', i, j)} = {_fmt(G[i, j])} is copied over window "
             f"({i}, {j}); the mask keeps it only at the window's maximum "
-            f"{_sub(name, r, c)}."
+            f"{sub(name, r, c)}."
         )
         lk = link(
             [
@@ -600,8 +595,8 @@ def route_state(A1, dL1Max, L1=None) -> dict:
         ]
         for u, v in np.ndindex(*L1.shape):
             text = (
-                f"{_sub('L1', u, v)} = {_fmt(L1[u, v])}, ReLU′ = {_fmt(on[u, v])}: "
-                f"{_sub('∂L/∂L1', u, v)} = {_fmt(dA1[u, v])} × {_fmt(on[u, v])} = "
+                f"{sub('L1', u, v)} = {_fmt(L1[u, v])}, ReLU′ = {_fmt(on[u, v])}: "
+                f"{sub('∂L/∂L1', u, v)} = {_fmt(dA1[u, v])} × {_fmt(on[u, v])} = "
                 f"{_fmt(dL1[u, v])}."
             )
             links[cell_id("dL1", u, v)] = link(
@@ -654,7 +649,7 @@ def rotation_state(dL1, W=W) -> dict:
             if P[u + a, v + c] != 0 and K[a, c] != 0
         ]
         text = (
-            f"{_sub('∂L/∂XX', u, v)} = the outlined patch of pad(∂L/∂L1) times "
+            f"{sub('∂L/∂XX', u, v)} = the outlined patch of pad(∂L/∂L1) times "
             "rot180(W), summed: "
             f"{' + '.join(terms) or '0'} = {_fmt(dXX[u, v])}."
         )
@@ -721,15 +716,15 @@ def tiny_state(XX=XX, relu: bool = False, pixel: Tuple[int, int] = (1, 1)) -> di
     for i, j in np.ndindex(Ho, Wo):
         if won[i, j] and dL1[i, j] != 0:
             state = (
-                f"a maximum that passes gradient: {_sub('∂L/∂L1', i, j)} = "
+                f"a maximum that passes gradient: {sub('∂L/∂L1', i, j)} = "
                 f"{_fmt(dL1[i, j])}"
             )
         elif won[i, j]:
-            state = f"a maximum, but {_sub('∂L/∂L1', i, j)} = 0 (ReLU′ = 0 there)"
+            state = f"a maximum, but {sub('∂L/∂L1', i, j)} = 0 (ReLU′ = 0 there)"
         else:
-            state = f"not a maximum: {_sub('∂L/∂L1', i, j)} = 0"
+            state = f"not a maximum: {sub('∂L/∂L1', i, j)} = 0"
         text = (
-            f"{_sub(name, i, j)} = {_fmt(p.A1[i, j])} reads the outlined 3×3 patch "
+            f"{sub(name, i, j)} = {_fmt(p.A1[i, j])} reads the outlined 3×3 patch "
             f"of XX; {state}."
         )
         cells = [cell_id("A", i, j), cell_id("G", i, j)]
@@ -756,13 +751,13 @@ def tiny_state(XX=XX, relu: bool = False, pixel: Tuple[int, int] = (1, 1)) -> di
             f"XX<sub>{u}{v}</sub> = {_fmt(XX[u, v])} is read by "
             f"{_cells(len(readers))} of L1; "
             f"{len(carry)} carr{'ies' if len(carry) == 1 else 'y'} gradient: "
-            f"{_sub('∂L/∂XX', u, v)} = {terms} = {_fmt(dXX[u, v])}."
+            f"{sub('∂L/∂XX', u, v)} = {terms} = {_fmt(dXX[u, v])}."
         )
     else:
         text = (
             f"XX<sub>{u}{v}</sub> = {_fmt(XX[u, v])} is read by "
             f"{_cells(len(readers))} of L1, "
-            f"none of them a maximum that passes gradient: {_sub('∂L/∂XX', u, v)} = 0."
+            f"none of them a maximum that passes gradient: {sub('∂L/∂XX', u, v)} = 0."
         )
     cells = [cell_id("XX", u, v), cell_id("dXX", u, v)] + [
         cell_id(q, i, j) for i, j in carry for q in ("A", "G")
