@@ -52,7 +52,7 @@ from matplotlib import colors as mcolors
 from matplotlib import pyplot as plt
 from matplotlib.text import Text
 
-__all__ = ["COLUMN_PX", "MIN_FONT_PX", "MIN_SHOWN", "FG", "BG", "size", "subplots", "figure", "figure_svg",
+__all__ = ["COLUMN_PX", "MIN_FONT_PX", "MIN_SHOWN", "FG", "BG", "size", "subplots", "figure_svg",
            "figure_html", "show_figure"]
 
 #: Width of the book's column in CSS pixels at a 1280 px wide screen: figures are drawn this wide.
@@ -88,12 +88,6 @@ def subplots(nrows: int = 1, ncols: int = 1, *, height: float, width: float = CO
     """``plt.subplots`` for the column: ``width`` × ``height`` CSS pixels, constrained layout."""
     kwargs.setdefault("layout", "constrained")
     return plt.subplots(nrows, ncols, figsize=size(height, width), **kwargs)
-
-
-def figure(*, height: float, width: float = COLUMN_PX, **kwargs):
-    """``plt.figure`` for the column: ``width`` × ``height`` CSS pixels, constrained layout."""
-    kwargs.setdefault("layout", "constrained")
-    return plt.figure(figsize=size(height, width), **kwargs)
 
 
 # --- theme: the chrome in the page's colour, no background ---------------------------------------

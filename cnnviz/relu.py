@@ -32,7 +32,9 @@ import mlp_cnn_core as core
 from . import mplfig
 from .draw import format_value, sub
 from .explorable import SeededExplorable, cell_id, control, link, panel, window
-from .tiny import BIAS, SEED, TARGET, WW, XX, W, draw_values
+from .tiny import BIAS, SEED, TARGET, WW, XX, W, _frozen, draw_values
+from .tiny import backward as tiny_backward
+from .tiny import forward as tiny_forward
 
 __all__ = [
     # the tiny network of cnnviz.tiny, which this chapter's layer is part of
@@ -43,7 +45,6 @@ __all__ = [
     "BIASES",
     "CONTRASTS",
     "preactivation",
-    "network_upstream",
     "ReluPoolPass",
     "relu_pool_pass",
     "relu_state",
@@ -87,27 +88,8 @@ def preactivation(xx, w, bias: float = BIAS, contrast: float = 1.0) -> np.ndarra
     return out[0, 0]
 
 
-def network_upstream(L1, WW=WW, target=TARGET) -> np.ndarray:
-    """∂L/∂L1Max (2x2) of the tiny network with ReLU for the pre-activation ``L1``:
-    ReLU, pool, flatten, dense, loss forwards, then loss, dense and flatten backwards
-    (all with the core)."""
-    A1, _ = core.relu_forward(np.asarray(L1, dtype=np.float64)[None, None])
-    L1Max, _ = core.maxpool2d_forward(A1, 2, 2)
-    flat, fcache = core.flatten_forward(L1Max)
-    L2, dcache = core.dense_forward(flat, WW)
-    _, dL2 = core.l2_loss(L2, target)
-    dflat, _, _ = core.dense_backward(dL2, dcache)
-    return core.flatten_backward(dflat, fcache)[0, 0]
-
-
-def _frozen(a) -> np.ndarray:
-    a = np.array(a, dtype=np.float64)
-    a.setflags(write=False)
-    return a
-
-
 #: The upstream gradient ∂L/∂L1Max (2x2) of the tiny network (the explorable's, fixed).
-UPSTREAM = _frozen(network_upstream(preactivation(XX, W, BIAS)))
+UPSTREAM = _frozen(tiny_backward(tiny_forward(relu=True))["dL1Max"])
 
 
 @dataclass

@@ -82,9 +82,7 @@ def draw_values(seed: int = SEED) -> Tuple[np.ndarray, np.ndarray]:
 
 def _frozen(a) -> np.ndarray:
     a = np.array(a, dtype=np.float64)
-    a.setflags(
-        write=False
-    )  # shared by three chapters: nobody may change them by accident
+    a.setflags(write=False)  # shared by three chapters: nobody may change them by accident
     return a
 
 
